@@ -1,0 +1,198 @@
+#include "engine/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "engine/autograd.h"
+
+namespace ctg {
+
+size_t dtype_size(DType d) {
+  switch (d) {
+    case DType::f32: return 4;
+    case DType::f64: return 8;
+    case DType::i64: return 8;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::i64: return "int64";
+  }
+  return "?";
+}
+
+const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << ']';
+  return os.str();
+}
+
+Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
+  if (dev != Device::cpu)
+    throw Error("Storage: this build has no CUDA backend (device cuda requested)");
+  // 64-byte alignment suits AVX-512 loads and cache lines; size rounded up as
+  // aligned_alloc requires. Zero-size tensors still get a valid pointer.
+  size_t rounded = ((nbytes + 63) / 64) * 64;
+  if (rounded == 0) rounded = 64;
+  data = std::aligned_alloc(64, rounded);
+  if (!data) throw Error("Storage: out of memory allocating " + std::to_string(nbytes) + " bytes");
+}
+
+Storage::~Storage() { std::free(data); }
+
+static std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device) {
+  if (shape.size() > 4) throw Error("tensor: at most 4 dimensions, got " + shape_str(shape));
+  for (int64_t d : shape)
+    if (d < 0) throw Error("tensor: negative dimension in shape " + shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->storage = std::make_shared<Storage>((size_t)shape_numel(shape) * dtype_size(dtype), device);
+  return impl;
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  return Tensor(make_impl(shape, dtype, device));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  std::memset(t.raw_data(), 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  t.fill_(value);
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  if ((int64_t)values.size() != shape_numel(shape))
+    throw Error("from_vector: " + std::to_string(values.size()) + " values for shape " +
+                shape_str(shape));
+  Tensor t = empty(shape, dtype);
+  for (size_t i = 0; i < values.size(); ++i) {
+    switch (dtype) {
+      case DType::f32: t.data<float>()[i] = (float)values[i]; break;
+      case DType::f64: t.data<double>()[i] = values[i]; break;
+      case DType::i64: t.data<int64_t>()[i] = (int64_t)values[i]; break;
+    }
+  }
+  return t;
+}
+
+TensorImpl& Tensor::impl() const {
+  if (!impl_) throw Error("use of an undefined tensor");
+  return *impl_;
+}
+
+int64_t Tensor::size(int64_t i) const {
+  int64_t d = dim();
+  if (i < 0) i += d;
+  if (i < 0 || i >= d) throw Error("tensor.size: dim " + std::to_string(i) + " out of range for " +
+                                   shape_str(shape()));
+  return shape()[(size_t)i];
+}
+
+void* Tensor::raw_data() const {
+  return static_cast<char*>(impl().storage->data) + impl().offset * dtype_size(dtype());
+}
+
+Tensor& Tensor::set_requires_grad(bool on) {
+  if (on && !is_floating()) throw Error("requires_grad on a non-floating tensor");
+  impl().requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return impl().grad ? Tensor(impl().grad) : Tensor(); }
+
+void Tensor::zero_grad() { impl().grad.reset(); }
+
+Tensor Tensor::detach() const {
+  auto v = std::make_shared<TensorImpl>();
+  v->storage = impl().storage;
+  v->offset = impl().offset;
+  v->shape = impl().shape;
+  v->dtype = impl().dtype;
+  return Tensor(v);
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape(), dtype(), device());
+  std::memcpy(t.raw_data(), raw_data(), nbytes());
+  return t;
+}
+
+Tensor Tensor::to(DType dt) const {
+  if (dt == dtype()) return clone();
+  Tensor t = empty(shape(), dt, device());
+  t.copy_(*this);
+  return t;
+}
+
+double Tensor::at(int64_t i) const {
+  if (i < 0 || i >= numel()) throw Error("tensor.at: index out of range");
+  switch (dtype()) {
+    case DType::f32: return data<float>()[i];
+    case DType::f64: return data<double>()[i];
+    case DType::i64: return (double)data<int64_t>()[i];
+  }
+  return 0;
+}
+
+double Tensor::item() const {
+  if (numel() != 1) throw Error("item() on a tensor of shape " + shape_str(shape()));
+  return at(0);
+}
+
+std::vector<double> Tensor::to_vector() const {
+  std::vector<double> v((size_t)numel());
+  for (int64_t i = 0; i < numel(); ++i) v[(size_t)i] = at(i);
+  return v;
+}
+
+void Tensor::fill_(double value) {
+  int64_t n = numel();
+  switch (dtype()) {
+    case DType::f32: { float* p = data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = (float)value; } break;
+    case DType::f64: { double* p = data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = value; } break;
+    case DType::i64: { int64_t* p = data<int64_t>(); for (int64_t i = 0; i < n; ++i) p[i] = (int64_t)value; } break;
+  }
+}
+
+void Tensor::copy_(const Tensor& src) {
+  if (src.numel() != numel())
+    throw Error("copy_: source " + shape_str(src.shape()) + " and destination " +
+                shape_str(shape()) + " differ in size");
+  if (src.dtype() == dtype()) {
+    std::memmove(raw_data(), src.raw_data(), nbytes());
+    return;
+  }
+  int64_t n = numel();
+  for (int64_t i = 0; i < n; ++i) {
+    double v = src.at(i);
+    switch (dtype()) {
+      case DType::f32: data<float>()[i] = (float)v; break;
+      case DType::f64: data<double>()[i] = v; break;
+      case DType::i64: data<int64_t>()[i] = (int64_t)v; break;
+    }
+  }
+}
+
+}  // namespace ctg

@@ -1,0 +1,12 @@
+// add — y = a + b (same shape);  dL/da = dL/db = dL/dy
+// Nothing is saved for backward. add_backward_cpu is also the engine's
+// "accumulate a gradient" primitive (g += gy).
+// CPU reference: kernels/cpu/add.cpp.  CUDA: kernels/cuda/add.cu (CUDA backend).
+#pragma once
+#include <cstdint>
+
+namespace ctg::kernels {
+template <typename T> void add_forward_cpu(const T* a, const T* b, T* y, int64_t n);
+// g += gy  (called once per input that needs a gradient)
+template <typename T> void add_backward_cpu(const T* gy, T* g, int64_t n);
+}  // namespace ctg::kernels

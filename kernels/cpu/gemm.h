@@ -1,0 +1,22 @@
+// Row-major C = alpha·op(A)·op(B) + beta·C through CBLAS (OpenBLAS), for float
+// and double. The CPU kernels' only matrix-product primitive.
+#pragma once
+#include <cblas.h>
+
+#include <cstdint>
+
+namespace ctg::kernels::cpu {
+
+// op(A) is M×K, op(B) is K×N, C is M×N; lda/ldb/ldc are the row strides as stored.
+inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+              (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+                 int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+              (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+}  // namespace ctg::kernels::cpu
