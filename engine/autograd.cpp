@@ -52,19 +52,22 @@ Tensor input_grad(Node& node, size_t i) {
 
 // Reverse topological order of the tensors reachable from root through
 // grad_fn edges (iterative DFS: deep nets must not overflow the stack).
-static std::vector<TensorImpl*> topo_order(TensorImpl* root) {
-  std::vector<TensorImpl*> order;
+// Owning pointers: backward() frees node inputs as it goes, and the list must
+// keep every tensor alive until its turn.
+static std::vector<std::shared_ptr<TensorImpl>> topo_order(const std::shared_ptr<TensorImpl>& root) {
+  std::vector<std::shared_ptr<TensorImpl>> order;
   std::unordered_set<TensorImpl*> seen;
-  std::vector<std::pair<TensorImpl*, size_t>> stack{{root, 0}};
-  seen.insert(root);
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{root, 0}};
+  seen.insert(root.get());
   while (!stack.empty()) {
-    auto& [t, next] = stack.back();
-    Node* n = t->grad_fn.get();
+    Node* n = stack.back().first->grad_fn.get();
+    size_t next = stack.back().second;
     if (n && next < n->inputs.size()) {
-      TensorImpl* in = n->inputs[next++].impl_ptr().get();
-      if (in && in->requires_grad && seen.insert(in).second) stack.push_back({in, 0});
+      stack.back().second++;
+      const std::shared_ptr<TensorImpl>& in = n->inputs[next].impl_ptr();
+      if (in && in->requires_grad && seen.insert(in.get()).second) stack.push_back({in, 0});
     } else {
-      order.push_back(t);
+      order.push_back(std::move(stack.back().first));
       stack.pop_back();
     }
   }
@@ -92,7 +95,7 @@ void backward(const Tensor& root, const Tensor& grad_out) {
     r->grad = seed.impl_ptr();
   }
   NoGradGuard no_grad;  // backward functions never record
-  for (TensorImpl* t : topo_order(r)) {
+  for (const std::shared_ptr<TensorImpl>& t : topo_order(root.impl_ptr())) {
     std::shared_ptr<Node> node = t->grad_fn;
     if (!node) continue;  // a leaf: its grad stays for the optimiser / caller
     if (!node->backward)
@@ -116,7 +119,7 @@ size_t saved_bytes(const Tensor& root, bool activations_only) {
   if (!root.defined() || !root.grad_fn()) return 0;
   std::unordered_set<const Storage*> counted;
   size_t total = 0;
-  for (TensorImpl* t : topo_order(root.impl_ptr().get())) {
+  for (const std::shared_ptr<TensorImpl>& t : topo_order(root.impl_ptr())) {
     if (!t->grad_fn) continue;
     const Node& n = *t->grad_fn;
     for (size_t i = 0; i < n.saved.size(); ++i) {

@@ -13,6 +13,8 @@ Tensor Tensor::reshape(const Shape& shape) const {
     if (s[i] == -1) {
       if (infer >= 0) throw Error("reshape: more than one -1 in " + shape_str(shape));
       infer = (int64_t)i;
+    } else if (s[i] < 0) {
+      throw Error("reshape: negative size " + std::to_string(s[i]) + " in " + shape_str(shape));
     } else {
       known *= s[i];
     }

@@ -1,0 +1,75 @@
+// ctgrad bench step: time full training steps (forward, loss, backward,
+// optimiser) of one net after warm-up; prints ms_per_step and images_per_s
+// (the same keys as bench/compare_pytorch.py, so the two can be compared).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "apps/commands.h"
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "engine/parallel.h"
+#include "nets/nets.h"
+
+namespace ctg::apps {
+
+namespace {
+struct StepArgs {
+  std::string net = "cnn2", device = "cpu", optimizer = "adam";
+  int64_t batch = 9, size = 512;
+  int threads = 0, steps = 5, warmup = 2;
+};
+
+void bench_step(const StepArgs& a) {
+  if (a.device != "cpu") throw Error("--device " + a.device + ": this build has no CUDA backend (use cpu)");
+  set_num_threads(a.threads);
+  auto model = nets::make_net(a.net, {a.size, 1, false});
+  model->train();
+  std::unique_ptr<Optimizer> opt;
+  if (a.optimizer == "adam") opt = std::make_unique<Adam>(model->named_parameters(), 5e-3, 1e-4);
+  else if (a.optimizer == "sgd") opt = std::make_unique<SGD>(model->named_parameters(), 5e-3, 0.9, 1e-4);
+  else throw Error("--optimizer: expected adam or sgd, got '" + a.optimizer + "'");
+  Generator gen(3);
+  Tensor x = Tensor::empty({a.batch, 1, a.size, a.size});
+  gen.uniform_(x, 0.0, 1.0);
+  std::vector<double> labels((size_t)a.batch);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = (double)(i % 2);
+  Tensor y = Tensor::from_vector(labels, {a.batch, 1});
+  std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: cpu\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
+              (long long)a.size, num_threads());
+  std::vector<double> ms;
+  for (int i = 0; i < a.warmup + a.steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    opt->zero_grad();
+    Tensor loss = ops::bce_with_logits((*model)(x), y);
+    autograd::backward(loss);
+    opt->step();
+    double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "  step %d/%d%s: %.1f ms (loss %.4f)\n", i + 1, a.warmup + a.steps,
+                 i < a.warmup ? " (warm-up)" : "", dt, loss.item());
+    if (i >= a.warmup) ms.push_back(dt);
+  }
+  std::sort(ms.begin(), ms.end());
+  double median = ms[ms.size() / 2];
+  std::printf("ms_per_step: %.2f\nimages_per_s: %.2f\n", median, 1000.0 * (double)a.batch / median);
+}
+}  // namespace
+
+static Registrar reg([](CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "Benchmarks");
+  bench->require_subcommand(1);
+  auto* step = bench->add_subcommand("step", "Time full training steps (median after warm-up)");
+  auto a = std::make_shared<StepArgs>();
+  step->add_option("--net", a->net, "net name (see `ctgrad summary --help`)")->required();
+  step->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber);
+  step->add_option("--size", a->size, "input side")->check(CLI::PositiveNumber);
+  step->add_option("--device", a->device, "cpu (cuda with the CUDA backend)");
+  step->add_option("--threads", a->threads, "CPU threads for OpenMP and OpenBLAS (0: library default)");
+  step->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber);
+  step->add_option("--warmup", a->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
+  step->add_option("--optimizer", a->optimizer, "adam|sgd");
+  step->callback([a]() { bench_step(*a); });
+});
+
+}  // namespace ctg::apps

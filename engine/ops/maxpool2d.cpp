@@ -1,0 +1,68 @@
+// Autograd glue for maxpool2d (kernels in kernels/maxpool2d.h).
+#include <climits>
+
+#include "engine/ops.h"
+#include "engine/ops/common.h"
+#include "kernels/maxpool2d.h"
+
+namespace ctg::ops {
+
+namespace {
+
+void check_pool_dim(const char* name, int64_t kernel, int64_t stride, int64_t pad, int64_t in_size,
+                    const char* in_name, const Shape& shape) {
+  const std::string k = std::to_string(kernel), s = std::to_string(stride), p = std::to_string(pad);
+  if (kernel < 1) throw Error(std::string("maxpool2d: kernel_") + name + " must be >= 1, got " + k);
+  if (stride < 1) throw Error(std::string("maxpool2d: stride_") + name + " must be >= 1, got " + s);
+  // Padding is −∞; more than half a kernel would allow windows of padding
+  // only, which PyTorch rejects the same way.
+  if (pad < 0 || pad > kernel / 2)
+    throw Error(std::string("maxpool2d: pad_") + name + "=" + p + " must be between 0 and kernel_" +
+                name + "/2 (kernel_" + name + "=" + k + ")");
+  if (in_size + 2 * pad < kernel)
+    throw Error(std::string("maxpool2d: kernel_") + name + "=" + k + " is larger than the padded " +
+                in_name + " " + std::to_string(in_size + 2 * pad) + " of input " + shape_str(shape));
+}
+
+}  // namespace
+
+Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
+  detail::check_float(x, "maxpool2d", "input");
+  detail::check_dim(x, 4, "maxpool2d", "input");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  check_pool_dim("h", p.kernel_h, p.stride_h, p.pad_h, H, "height", x.shape());
+  check_pool_dim("w", p.kernel_w, p.stride_w, p.pad_w, W, "width", x.shape());
+  if (H * W > INT32_MAX)
+    throw Error("maxpool2d: input plane " + shape_str(x.shape()) + " has more than 2^31 values");
+  kernels::MaxPool2dGeometry g{N * C,      H,          W,          0,       0,      p.kernel_h,
+                               p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+  g.OH = (H + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;  // floor: ceil_mode=False
+  g.OW = (W + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
+
+  Tensor y = Tensor::empty({N, C, g.OH, g.OW}, x.dtype());
+  // The engine has no int32 dtype: the int32 argmax lives in an i64 tensor of
+  // half the length, so it costs 4 bytes per output and is still a tensor
+  // that the saved-memory accounting sees.
+  const int64_t n_out = N * C * g.OH * g.OW;
+  Tensor argmax = Tensor::empty({(n_out + 1) / 2}, DType::i64);
+  int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
+  CTG_DISPATCH_FLOAT(x.dtype(), "maxpool2d",
+                     kernels::maxpool2d_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32, g));
+
+  if (autograd::needs_grad({&x})) {
+    auto node = autograd::record("maxpool2d", y, {x});
+    node->save(argmax);
+    node->saved_is_leaf.back() = false;  // a per-batch buffer of this op, not a parameter
+    node->backward = [g](Node& n, const Tensor& gy) {
+      Tensor gx = autograd::input_grad(n, 0);
+      if (!gx.defined()) return;
+      autograd::trace("  maxpool2d_backward_cpu");
+      const int32_t* am = static_cast<const int32_t*>(n.saved[0].raw_data());
+      CTG_DISPATCH_FLOAT(gy.dtype(), "maxpool2d",
+                         kernels::maxpool2d_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), g));
+    };
+  }
+  return y;
+}
+
+}  // namespace ctg::ops

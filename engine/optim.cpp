@@ -1,0 +1,67 @@
+#include "engine/optim.h"
+
+#include "engine/autograd.h"
+#include "kernels/optim.h"
+
+namespace ctg {
+
+void Optimizer::zero_grad() {
+  for (auto& [n, p] : params_) p.zero_grad();
+}
+
+Tensor& Optimizer::buffer(const std::string& param, const std::string& name, const Tensor& like) {
+  auto key = param + "." + name;
+  auto it = state_.find(key);
+  if (it == state_.end()) it = state_.emplace(key, Tensor::zeros(like.shape(), like.dtype())).first;
+  return it->second;
+}
+
+NamedTensorList Optimizer::state_dict() const {
+  NamedTensorList out;
+  for (auto& [k, t] : state_) out.emplace_back(k, t);
+  out.emplace_back("step", Tensor::from_vector({(double)step_}, {}, DType::i64));
+  out.emplace_back("lr", Tensor::from_vector({lr_}, {}, DType::f64));
+  return out;
+}
+
+void Optimizer::load_state_dict(const NamedTensorList& sd) {
+  state_.clear();
+  bool have_step = false, have_lr = false;
+  for (auto& [k, t] : sd) {
+    if (k == "step") step_ = (int64_t)t.item(), have_step = true;
+    else if (k == "lr") lr_ = t.item(), have_lr = true;
+    else state_[k] = t.clone();
+  }
+  if (!have_step || !have_lr) throw Error("optimizer state: 'step' or 'lr' is missing");
+}
+
+void SGD::step() {
+  autograd::NoGradGuard ng;
+  ++step_;
+  for (auto& [name, p] : params_) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    bool first = !state_.count(name + ".momentum_buffer");
+    Tensor buf = momentum_ != 0 ? buffer(name, "momentum_buffer", p) : Tensor();
+    CTG_DISPATCH_FLOAT(p.dtype(), "sgd",
+                       kernels::sgd_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(),
+                                               buf.defined() ? buf.data<scalar_t>() : nullptr, p.numel(), lr_,
+                                               momentum_, wd_, first));
+  }
+}
+
+void Adam::step() {
+  autograd::NoGradGuard ng;
+  ++step_;
+  for (auto& [name, p] : params_) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Tensor m = buffer(name, "exp_avg", p), v = buffer(name, "exp_avg_sq", p);
+    CTG_DISPATCH_FLOAT(p.dtype(), "adam",
+                       kernels::adam_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
+                                                v.data<scalar_t>(), p.numel(), lr_, b1_, b2_, eps_, wd_,
+                                                decoupled_, step_));
+  }
+}
+
+}  // namespace ctg

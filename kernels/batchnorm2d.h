@@ -1,0 +1,47 @@
+// batchnorm2d — per-channel normalisation of x [N,C,H,W] over the M = N·H·W
+// values of each channel c (PyTorch's BatchNorm2d).
+//
+// Forward, training mode (batch statistics, biased variance):
+//   μ_c   = (1/M) Σ x               σ²_c = (1/M) Σ (x − μ_c)²
+//   invstd_c = 1 / sqrt(σ²_c + eps)   x̂ = (x − μ_c)·invstd_c
+//   y = γ_c·x̂ + β_c
+//   running_mean ← (1−m)·running_mean + m·μ_c
+//   running_var  ← (1−m)·running_var  + m·σ²_c·M/(M−1)   (unbiased, as PyTorch)
+// Forward, eval mode: the same affine map with μ = running_mean,
+//   invstd = 1/sqrt(running_var + eps); the running statistics are untouched.
+//
+// Backward (gy = dL/dy). In eval mode μ and invstd are constants:
+//   gx += γ·invstd·gy
+// In training mode μ and σ² depend on x, and the chain rule through them gives
+//   gx += γ·invstd/M · (M·gy − Σgy − x̂·Σ(gy·x̂))
+// In both modes
+//   gγ += Σ gy·x̂            gβ += Σ gy        (sums over n, h, w)
+//
+// Saved for backward: x, γ, and the per-channel mean and invstd that the
+// forward used (batch statistics in training, running statistics in eval),
+// written by the forward into the caller's `mean`/`invstd` buffers [C].
+// gamma/beta may be nullptr (affine=False: γ = 1, β = 0); running_mean/var may
+// be nullptr in training mode (track_running_stats=False: no update).
+// Backward accumulates (+=) into gx, ggamma, gbeta; nullptr = not needed.
+//
+// Sums are accumulated in double per channel, in one pass for Σx and Σx²
+// (shifted by the channel's first value against cancellation), so the
+// forward reads x twice and the backward reads x and gy twice.
+// CPU reference: kernels/cpu/batchnorm2d.cpp (OpenMP over channels).
+// CUDA: kernels/cuda/batchnorm2d.cu (CUDA backend, not yet written).
+#pragma once
+#include <cstdint>
+
+namespace ctg::kernels {
+
+template <typename T>
+void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean,
+                             T* running_var, T* y, T* mean, T* invstd, int64_t N, int64_t C,
+                             int64_t HW, bool training, double momentum, double eps);
+
+template <typename T>
+void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd,
+                              const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
+                              int64_t HW, bool training);
+
+}  // namespace ctg::kernels

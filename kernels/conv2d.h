@@ -1,0 +1,39 @@
+// conv2d — 2-D cross-correlation as PyTorch's Conv2d (groups = 1, dilation = 1)
+//   x [N,C,H,W], W [O,C,KH,KW], b [O] or none, y [N,O,OH,OW]
+//   OH = (H + 2·PH − KH)/SH + 1,  OW = (W + 2·PW − KW)/SW + 1   (floor division)
+//   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x[n,c, i·SH+p−PH, j·SW+q−PW]
+//   (x outside [0,H)×[0,W) reads as zero: zero padding)
+//
+// As a matrix product (im2col): with K = C·KH·KW and P = OH·OW, unfold each
+// image into cols [K,P], cols[(c,p,q),(i,j)] = x[n,c, i·SH+p−PH, j·SW+q−PW], then
+//   y[n]   = W[O,K] · cols                     forward
+//   dL/dW += dL/dy[n] · colsᵀ                  [O,P]·[P,K]
+//   dcols  = Wᵀ · dL/dy[n]                     [K,O]·[O,P]
+//   dL/dx[n] += col2im(dcols)                  (fold: each column entry adds back
+//                                               into the pixel it was copied from)
+//   dL/db[o] += Σ_{n,i,j} dL/dy[n,o,i,j]
+// Saved for backward: x and W (cols are recomputed, not stored).
+// Backward accumulates (+=) into gx, gw, gb; any of them may be nullptr when
+// that gradient is not needed.
+// CPU reference: kernels/cpu/conv2d.cpp (im2col + OpenBLAS GEMM).
+// CUDA: kernels/cuda/conv2d.cu (conv2d_forward_cuda, conv2d_backward_cuda).
+#pragma once
+#include <cstdint>
+
+namespace ctg::kernels {
+
+// Every size of one convolution; OH and OW follow from the others (see above).
+struct Conv2dDims {
+  int64_t N, C, H, W;    // input
+  int64_t O, KH, KW;     // weight [O,C,KH,KW]
+  int64_t SH, SW, PH, PW;  // stride ≥ 1, zero padding ≥ 0
+  int64_t OH, OW;        // output spatial size ≥ 1
+};
+
+template <typename T>
+void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
+template <typename T>
+void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
+                         const Conv2dDims& d);
+
+}  // namespace ctg::kernels

@@ -1,0 +1,124 @@
+// CPU reference for batchnorm2d (see kernels/batchnorm2d.h for the math).
+//
+// Layout: channel c is N planes of HW contiguous values, x + (n·C + c)·HW.
+// One OpenMP thread handles whole channels, so the per-channel sums need no
+// cross-thread reduction, and a channel's second pass usually finds its data
+// still in cache from the first. Inner loops run over one contiguous plane
+// with `omp simd` reductions in double.
+#include "kernels/batchnorm2d.h"
+
+#include <cmath>
+
+namespace ctg::kernels {
+
+namespace {
+// Parallelise only when there is enough work to pay for waking the threads.
+constexpr int64_t kParallelMinElems = 65536;
+}  // namespace
+
+template <typename T>
+void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean,
+                             T* running_var, T* y, T* mean, T* invstd, int64_t N, int64_t C,
+                             int64_t HW, bool training, double momentum, double eps) {
+  const int64_t M = N * HW;
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMinElems)
+  for (int64_t c = 0; c < C; ++c) {
+    double mu, inv;
+    if (training) {
+      // One pass for Σd and Σd² with d = x − shift. Shifting by a value of
+      // the channel keeps E[d²] − E[d]² free of cancellation when |μ| ≫ σ.
+      const double shift = (double)x[c * HW];
+      double s = 0, ss = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xp = x + (n * C + c) * HW;
+#pragma omp simd reduction(+ : s, ss)
+        for (int64_t i = 0; i < HW; ++i) {
+          const double d = (double)xp[i] - shift;
+          s += d;
+          ss += d * d;
+        }
+      }
+      const double dmean = s / (double)M;
+      const double var = std::fmax(ss / (double)M - dmean * dmean, 0.0);  // biased
+      mu = shift + dmean;
+      inv = 1.0 / std::sqrt(var + eps);
+      if (running_mean)
+        running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * mu);
+      if (running_var)  // the running estimate uses the unbiased variance
+        running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] +
+                             momentum * var * (double)M / (double)(M - 1));
+    } else {
+      mu = (double)running_mean[c];
+      inv = 1.0 / std::sqrt((double)running_var[c] + eps);
+    }
+    mean[c] = (T)mu;
+    invstd[c] = (T)inv;
+    // y = γ·(x − μ)·invstd + β = x·scale + bias: one multiply-add per value.
+    const double g = gamma ? (double)gamma[c] : 1.0, b = beta ? (double)beta[c] : 0.0;
+    const T scale = (T)(g * inv), bias = (T)(b - mu * g * inv);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xp = x + (n * C + c) * HW;
+      T* yp = y + (n * C + c) * HW;
+#pragma omp simd
+      for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * scale + bias;
+    }
+  }
+}
+
+template <typename T>
+void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd,
+                              const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
+                              int64_t HW, bool training) {
+  const int64_t M = N * HW;
+  // Eval mode needs the sums only for gγ and gβ; training mode always does.
+  const bool need_sums = training || ggamma || gbeta;
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMinElems)
+  for (int64_t c = 0; c < C; ++c) {
+    const T mu = mean[c];
+    const double inv = (double)invstd[c], g = gamma ? (double)gamma[c] : 1.0;
+    // sum_gy = Σ gy,  sum_gyxc = Σ gy·(x − μ)  (so Σ gy·x̂ = invstd·sum_gyxc).
+    double sum_gy = 0, sum_gyxc = 0;
+    if (need_sums) {
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xp = x + (n * C + c) * HW;
+        const T* gp = gy + (n * C + c) * HW;
+#pragma omp simd reduction(+ : sum_gy, sum_gyxc)
+        for (int64_t i = 0; i < HW; ++i) {
+          sum_gy += (double)gp[i];
+          sum_gyxc += (double)gp[i] * (double)(xp[i] - mu);
+        }
+      }
+      if (ggamma) ggamma[c] += (T)(sum_gyxc * inv);
+      if (gbeta) gbeta[c] += (T)sum_gy;
+    }
+    if (!gx) continue;
+    // gx += γ·invstd/M·(M·gy − Σgy − x̂·Σ(gy·x̂)) expanded per value as
+    //   k_gy·gy + k_xc·(x − μ) + k_0; in eval mode only the k_gy term.
+    const T k_gy = (T)(g * inv);
+    const T k_xc = training ? (T)(-g * inv * inv * inv * sum_gyxc / (double)M) : T(0);
+    const T k_0 = training ? (T)(-g * inv * sum_gy / (double)M) : T(0);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xp = x + (n * C + c) * HW;
+      const T* gp = gy + (n * C + c) * HW;
+      T* gxp = gx + (n * C + c) * HW;
+      if (training) {
+#pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) gxp[i] += k_gy * gp[i] + k_xc * (xp[i] - mu) + k_0;
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) gxp[i] += k_gy * gp[i];
+      }
+    }
+  }
+}
+
+#define CTG_INSTANTIATE_BATCHNORM2D(T)                                                       \
+  template void batchnorm2d_forward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, \
+                                           int64_t, int64_t, int64_t, bool, double, double); \
+  template void batchnorm2d_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, \
+                                            T*, T*, T*, int64_t, int64_t, int64_t, bool);
+CTG_INSTANTIATE_BATCHNORM2D(float)
+CTG_INSTANTIATE_BATCHNORM2D(double)
+#undef CTG_INSTANTIATE_BATCHNORM2D
+
+}  // namespace ctg::kernels

@@ -1,0 +1,39 @@
+// maxpool2d — max over kh×kw windows of each plane of x [N,C,H,W] (PyTorch's
+// MaxPool2d with dilation 1, ceil_mode=False):
+//   y[n,c,i,j] = max_{0≤p<kh, 0≤q<kw} x[n,c, i·sh + p − ph, j·sw + q − pw]
+//   OH = ⌊(H + 2·ph − kh)/sh⌋ + 1,  OW = ⌊(W + 2·pw − kw)/sw⌋ + 1
+// Padding counts as −∞, so it never wins; ph ≤ kh/2 and pw ≤ kw/2 (checked by
+// the op) guarantee that every window holds at least one real value.
+// Ties: the first maximum in row-major window order (p, then q) wins; a NaN
+// always wins (the last NaN of the window), so NaNs propagate as in PyTorch.
+//
+// argmax[n,c,i,j] = h·W + w, the index within the input plane of the value
+// that won. int32 is enough for a plane and halves the saved buffer.
+// Backward: the max is locally the identity on the winner and constant in the
+// others, so gy routes entirely to the winner:
+//   gx[n,c, argmax[n,c,i,j]] += gy[n,c,i,j]
+// (overlapping windows, stride < kernel, may send several gy to one value).
+//
+// Saved for backward: argmax only (x and y are not needed).
+// CPU reference: kernels/cpu/maxpool2d.cpp (OpenMP over the N·C planes).
+// CUDA: kernels/cuda/maxpool2d.cu (CUDA backend, not yet written).
+#pragma once
+#include <cstdint>
+
+namespace ctg::kernels {
+
+// Sizes of one max pooling call; planes = N·C.
+struct MaxPool2dGeometry {
+  int64_t planes, H, W, OH, OW;
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+};
+
+// Writes y [planes, OH, OW] and argmax [planes, OH, OW].
+template <typename T>
+void maxpool2d_forward_cpu(const T* x, T* y, int32_t* argmax, const MaxPool2dGeometry& g);
+
+// gx [planes, H, W] += scatter of gy [planes, OH, OW] to argmax.
+template <typename T>
+void maxpool2d_backward_cpu(const int32_t* argmax, const T* gy, T* gx, const MaxPool2dGeometry& g);
+
+}  // namespace ctg::kernels

@@ -1,0 +1,235 @@
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "engine/ops.h"
+#include "kernels/conv2d.h"
+#include "tests/gradcheck.h"
+
+using namespace ctg;
+
+namespace {
+
+struct Conf {
+  int64_t N, C, H, W, O, KH, KW, SH, SW, PH, PW;
+  bool bias;
+};
+
+kernels::Conv2dDims dims_of(const Conf& c) {
+  return {c.N, c.C, c.H, c.W, c.O, c.KH, c.KW, c.SH, c.SW, c.PH, c.PW,
+          (c.H + 2 * c.PH - c.KH) / c.SH + 1, (c.W + 2 * c.PW - c.KW) / c.SW + 1};
+}
+
+// The definition, loop by loop: y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q]·x[n,c,i·SH+p−PH,j·SW+q−PW].
+std::vector<double> naive_forward(const std::vector<double>& x, const std::vector<double>& w,
+                                  const std::vector<double>* b, const kernels::Conv2dDims& d) {
+  std::vector<double> y((size_t)(d.N * d.O * d.OH * d.OW));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t o = 0; o < d.O; ++o)
+      for (int64_t i = 0; i < d.OH; ++i)
+        for (int64_t j = 0; j < d.OW; ++j) {
+          double s = b ? (*b)[o] : 0.0;
+          for (int64_t c = 0; c < d.C; ++c)
+            for (int64_t p = 0; p < d.KH; ++p)
+              for (int64_t q = 0; q < d.KW; ++q) {
+                int64_t h = i * d.SH + p - d.PH, v = j * d.SW + q - d.PW;
+                if (h < 0 || h >= d.H || v < 0 || v >= d.W) continue;
+                s += w[((o * d.C + c) * d.KH + p) * d.KW + q] * x[((n * d.C + c) * d.H + h) * d.W + v];
+              }
+          y[((n * d.O + o) * d.OH + i) * d.OW + j] = s;
+        }
+  return y;
+}
+
+// The same loops transposed by hand: every product W·x in the forward sends
+// gy·x to dW and gy·W to dx.
+void naive_backward(const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& gy,
+                    std::vector<double>& gx, std::vector<double>& gw, std::vector<double>& gb,
+                    const kernels::Conv2dDims& d) {
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t o = 0; o < d.O; ++o)
+      for (int64_t i = 0; i < d.OH; ++i)
+        for (int64_t j = 0; j < d.OW; ++j) {
+          double g = gy[((n * d.O + o) * d.OH + i) * d.OW + j];
+          gb[o] += g;
+          for (int64_t c = 0; c < d.C; ++c)
+            for (int64_t p = 0; p < d.KH; ++p)
+              for (int64_t q = 0; q < d.KW; ++q) {
+                int64_t h = i * d.SH + p - d.PH, v = j * d.SW + q - d.PW;
+                if (h < 0 || h >= d.H || v < 0 || v >= d.W) continue;
+                size_t wi = ((o * d.C + c) * d.KH + p) * d.KW + q, xi = ((n * d.C + c) * d.H + h) * d.W + v;
+                gw[wi] += g * x[xi];
+                gx[xi] += g * w[wi];
+              }
+        }
+}
+
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double atol, double rtol) {
+  REQUIRE(got.size() == want.size());
+  int64_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::fabs(got[i] - want[i]) > atol + rtol * std::fabs(want[i])) {
+      if (bad < 5) INFO("[" << i << "] got " << got[i] << " want " << want[i]);
+      ++bad;
+    }
+  CHECK(bad == 0);
+}
+
+std::string describe(const Conf& c) {
+  std::ostringstream os;
+  os << "x [" << c.N << "," << c.C << "," << c.H << "," << c.W << "], W [" << c.O << "," << c.C << ","
+     << c.KH << "," << c.KW << "], stride (" << c.SH << "," << c.SW << "), pad (" << c.PH << "," << c.PW
+     << "), bias " << c.bias;
+  return os.str();
+}
+
+ops::Conv2dParams params_of(const Conf& c) { return {c.SH, c.SW, c.PH, c.PW}; }
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("conv2d forward: hand-computed") {
+  // x = 1..9 as 3×3, W = [[1,2],[3,4]].
+  Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  Tensor w = Tensor::from_vector({1, 2, 3, 4}, {1, 1, 2, 2});
+  SUBCASE("stride 1, no padding") {
+    // y00 = 1·1+2·2+4·3+5·4 = 37; y01 = 2+6+15+24 = 47; y10 = 4+10+21+32 = 67; y11 = 5+12+24+36 = 77.
+    Tensor y = ops::conv2d(x, w, Tensor(), {});
+    CHECK(y.shape() == Shape{1, 1, 2, 2});
+    CHECK(y.to_vector() == std::vector<double>{37, 47, 67, 77});
+    Tensor yb = ops::conv2d(x, w, Tensor::from_vector({0.5}, {1}), {});
+    CHECK(yb.to_vector() == std::vector<double>{37.5, 47.5, 67.5, 77.5});
+  }
+  SUBCASE("stride 2, padding 1") {
+    // Window (i,j) covers rows 2i−1..2i, columns 2j−1..2j; the padding ring is 0.
+    // y00 = x00·W11 = 4; y01 = x01·W10 + x02·W11 = 6+12 = 18;
+    // y10 = x10·W01 + x20·W11 = 8+28 = 36; y11 = 5+12+24+36 = 77.
+    Tensor y = ops::conv2d(x, w, Tensor(), {2, 2, 1, 1});
+    CHECK(y.shape() == Shape{1, 1, 2, 2});
+    CHECK(y.to_vector() == std::vector<double>{4, 18, 36, 77});
+  }
+  SUBCASE("1x1, two channels in and out, bias") {
+    // y0 = 1·c0 + 0.5·c1 + 1,  y1 = −c0 + 2·c1 − 1.
+    Tensor x2 = Tensor::from_vector({1, 2, 3, 4, 10, 20, 30, 40}, {1, 2, 2, 2});
+    Tensor w2 = Tensor::from_vector({1, 0.5, -1, 2}, {2, 2, 1, 1});
+    Tensor y = ops::conv2d(x2, w2, Tensor::from_vector({1, -1}, {2}), {});
+    CHECK(y.to_vector() == std::vector<double>{7, 13, 19, 25, 18, 37, 56, 75});
+  }
+}
+
+TEST_CASE("conv2d forward matches the direct 7-loop convolution") {
+  std::mt19937_64 rng(7);
+  // Small P (several images per GEMM, with a remainder group), large P (one
+  // image per GEMM), odd sizes, padding wider than the kernel reach, 1×1 in place.
+  const Conf confs[] = {
+      {2, 3, 7, 9, 4, 3, 2, 2, 1, 1, 2, true},   {5, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, true},
+      {4, 2, 30, 30, 3, 3, 3, 1, 1, 1, 1, false}, {2, 2, 50, 47, 3, 3, 3, 1, 1, 1, 1, true},
+      {3, 1, 17, 13, 5, 7, 7, 2, 2, 3, 3, false}, {2, 3, 11, 10, 2, 5, 5, 3, 3, 3, 3, true},
+      {3, 4, 6, 5, 3, 1, 1, 1, 1, 0, 0, true},    {3, 4, 7, 8, 3, 1, 1, 2, 2, 0, 0, false},
+      {1, 2, 3, 2, 2, 3, 3, 1, 2, 2, 2, true}};
+  for (const Conf& c : confs) {
+    INFO(describe(c));
+    kernels::Conv2dDims d = dims_of(c);
+    Tensor x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng), w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng);
+    Tensor b = c.bias ? test::rand_tensor({c.O}, rng) : Tensor();
+    std::vector<double> bv = c.bias ? b.to_vector() : std::vector<double>();
+    std::vector<double> want = naive_forward(x.to_vector(), w.to_vector(), c.bias ? &bv : nullptr, d);
+    Tensor y = ops::conv2d(x, w, b, params_of(c));
+    CHECK(y.shape() == Shape{c.N, c.O, d.OH, d.OW});
+    check_close(y.to_vector(), want, 1e-12, 1e-12);
+    // float32 through the same path: rounding only.
+    Tensor yf = ops::conv2d(x.to(DType::f32), w.to(DType::f32), c.bias ? b.to(DType::f32) : Tensor(), params_of(c));
+    check_close(yf.to_vector(), want, 1e-4, 1e-4);
+  }
+}
+
+TEST_CASE("conv2d backward kernel accumulates the direct-loop gradients") {
+  std::mt19937_64 rng(11);
+  // Shapes too large for finite differences: one image per GEMM (P ≥ 2048)
+  // and several per GEMM with a remainder group.
+  const Conf confs[] = {{2, 2, 50, 47, 3, 3, 3, 1, 1, 1, 1, true},
+                        {4, 3, 30, 30, 2, 3, 3, 1, 1, 1, 1, true},
+                        {5, 2, 13, 12, 3, 3, 2, 2, 1, 1, 2, true},
+                        {3, 4, 9, 8, 3, 1, 1, 1, 1, 0, 0, true}};
+  for (const Conf& c : confs) {
+    INFO(describe(c));
+    kernels::Conv2dDims d = dims_of(c);
+    std::vector<double> x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng).to_vector();
+    std::vector<double> w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng).to_vector();
+    std::vector<double> gy = test::rand_tensor({c.N, c.O, d.OH, d.OW}, rng).to_vector();
+    // Start every gradient at 0.25: the kernel must add, not overwrite.
+    std::vector<double> gx(x.size(), 0.25), gw(w.size(), 0.25), gb((size_t)c.O, 0.25);
+    std::vector<double> wx = gx, ww = gw, wb = gb;
+    naive_backward(x, w, gy, wx, ww, wb, d);
+    kernels::conv2d_backward_cpu(x.data(), w.data(), gy.data(), gx.data(), gw.data(), gb.data(), d);
+    check_close(gx, wx, 1e-10, 1e-10);
+    check_close(gw, ww, 1e-10, 1e-10);
+    check_close(gb, wb, 1e-10, 1e-10);
+    // Only dx requested: the other buffers may be null.
+    std::vector<double> gx2(x.size(), 0.25);
+    kernels::conv2d_backward_cpu<double>(x.data(), w.data(), gy.data(), gx2.data(), nullptr, nullptr, d);
+    check_close(gx2, wx, 1e-10, 1e-10);
+  }
+}
+
+TEST_CASE("gradcheck conv2d: input, weight and bias in double") {
+  const Conf confs[] = {
+      {2, 3, 7, 9, 4, 3, 2, 2, 1, 1, 2, true},    // odd sizes, 3×2 kernel, stride (2,1), padding (1,2)
+      {2, 2, 11, 10, 3, 5, 5, 3, 3, 3, 3, true},  // kernel 5 stride 3 pad 3 (the study's CNN)
+      {2, 3, 5, 6, 4, 1, 1, 1, 1, 0, 0, true},    // 1×1 stride 1: the in-place fast path
+      {2, 3, 7, 8, 4, 1, 1, 2, 2, 0, 0, false},   // 1×1 stride 2 (ResNet downsample), no bias
+      {1, 2, 12, 11, 3, 7, 7, 2, 2, 3, 3, false}, // 7×7 stride 2 pad 3 (ResNet stem)
+      {2, 3, 6, 5, 2, 3, 3, 1, 1, 1, 1, false},   // 3×3 same padding, no bias
+  };
+  std::mt19937_64 rng(3);
+  for (const Conf& c : confs) {
+    INFO(describe(c));
+    Tensor x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng).set_requires_grad(true);
+    Tensor w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng).set_requires_grad(true);
+    Tensor b = c.bias ? test::rand_tensor({c.O}, rng).set_requires_grad(true) : Tensor();
+    const ops::Conv2dParams p = params_of(c);
+    // Without bias the op gets an undefined tensor (gradcheck takes defined inputs only).
+    auto f = [p](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), p); };
+    test::gradcheck(f, c.bias ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w});
+  }
+}
+
+TEST_CASE("conv2d errors name the op and the wrong value") {
+  Tensor x = Tensor::full({1, 3, 5, 5}, 0.5);
+  Tensor w = Tensor::full({4, 2, 3, 3}, 0.5);
+  std::string m = error_of([&] { ops::conv2d(x, w, Tensor(), {}); });
+  CHECK(contains(m, "conv2d"));
+  CHECK(contains(m, "3 channels"));
+  CHECK(contains(m, "expects 2"));
+
+  m = error_of([&] { ops::conv2d(x, Tensor::full({4, 3, 7, 7}, 0.5), Tensor(), {}); });
+  CHECK(contains(m, "conv2d"));
+  CHECK(contains(m, "7x7"));
+  CHECK(contains(m, "output size would be < 1"));
+  // The same kernel fits once padded: 5 + 2·1 − 7 = 0 → one output pixel.
+  // Its value: 3 channels × 25 unpadded pixels × 0.5·0.5 = 18.75.
+  Tensor y1 = ops::conv2d(x, Tensor::full({4, 3, 7, 7}, 0.5), Tensor(), {1, 1, 1, 1});
+  CHECK(y1.shape() == Shape{1, 4, 1, 1});
+  CHECK(y1.at(0) == doctest::Approx(18.75));
+
+  m = error_of([&] { ops::conv2d(x, Tensor::full({4, 3, 3, 3}, 0.5), Tensor(), {0, 1, 0, 0}); });
+  CHECK(contains(m, "conv2d"));
+  CHECK(contains(m, "stride (0, 1)"));
+  m = error_of([&] { ops::conv2d(x, Tensor::full({4, 3, 3, 3}, 0.5), Tensor(), {1, 1, 0, -1}); });
+  CHECK(contains(m, "padding (0, -1)"));
+  m = error_of([&] { ops::conv2d(x, Tensor::full({4, 3, 3, 3}, 0.5), Tensor::full({3}, 0.5), {}); });
+  CHECK(contains(m, "conv2d: bias [3]"));
+  m = error_of([&] { ops::conv2d(Tensor::full({3, 5, 5}, 0.5), Tensor::full({4, 3, 3, 3}, 0.5), Tensor(), {}); });
+  CHECK(contains(m, "conv2d: input must be 4-D"));
+  m = error_of([&] { ops::conv2d(x, Tensor::full({4, 3, 3, 3}, 0.5, DType::f64), Tensor(), {}); });
+  CHECK(contains(m, "conv2d: weight has dtype"));
+}
