@@ -10,6 +10,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/parallel.h"
+#include "kernels/cuda/runtime.h"
 #include "nets/nets.h"
 
 namespace ctg::apps {
@@ -22,9 +23,10 @@ struct StepArgs {
 };
 
 void bench_step(const StepArgs& a) {
-  if (a.device != "cpu") throw Error("--device " + a.device + ": this build has no CUDA backend (use cpu)");
+  const Device dev = parse_device(a.device);
   set_num_threads(a.threads);
   auto model = nets::make_net(a.net, {a.size, 1, false});
+  model->to(dev);
   model->train();
   std::unique_ptr<Optimizer> opt;
   if (a.optimizer == "adam") opt = std::make_unique<Adam>(model->named_parameters(), 5e-3, 1e-4);
@@ -33,11 +35,12 @@ void bench_step(const StepArgs& a) {
   Generator gen(3);
   Tensor x = Tensor::empty({a.batch, 1, a.size, a.size});
   gen.uniform_(x, 0.0, 1.0);
+  x = x.to(dev);
   std::vector<double> labels((size_t)a.batch);
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = (double)(i % 2);
-  Tensor y = Tensor::from_vector(labels, {a.batch, 1});
-  std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: cpu\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
-              (long long)a.size, num_threads());
+  Tensor y = Tensor::from_vector(labels, {a.batch, 1}).to(dev);
+  std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: %s\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
+              (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
   std::vector<double> ms;
   for (int i = 0; i < a.warmup + a.steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
@@ -45,6 +48,7 @@ void bench_step(const StepArgs& a) {
     Tensor loss = ops::bce_with_logits((*model)(x), y);
     autograd::backward(loss);
     opt->step();
+    if (dev == Device::cuda) cuda::synchronize();  // kernels are asynchronous: time them, not their launch
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "  step %d/%d%s: %.1f ms (loss %.4f)\n", i + 1, a.warmup + a.steps,
                  i < a.warmup ? " (warm-up)" : "", dt, loss.item());
@@ -64,7 +68,7 @@ static Registrar reg([](CLI::App& app) {
   step->add_option("--net", a->net, "net name (see `ctgrad summary --help`)")->required();
   step->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber);
   step->add_option("--size", a->size, "input side")->check(CLI::PositiveNumber);
-  step->add_option("--device", a->device, "cpu (cuda with the CUDA backend)");
+  step->add_option("--device", a->device, "cpu, cuda or auto");
   step->add_option("--threads", a->threads, "CPU threads for OpenMP and OpenBLAS (0: library default)");
   step->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber);
   step->add_option("--warmup", a->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);

@@ -4,7 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/add.h"
+#include "engine/ops/common.h"
 
 namespace ctg {
 
@@ -86,11 +86,12 @@ void backward(const Tensor& root, const Tensor& grad_out) {
     throw Error("backward: root of shape " + shape_str(root.shape()) +
                 " needs an explicit grad_out (only scalars get the implicit seed 1)");
   }
-  Tensor seed = grad_out.defined() ? grad_out.clone() : Tensor::full(root.shape(), 1.0, root.dtype());
+  if (grad_out.defined() && grad_out.device() != root.device())
+    throw Error("backward: grad_out is on " + std::string(device_name(grad_out.device())) + ", the output on " +
+                device_name(root.device()));
+  Tensor seed = grad_out.defined() ? grad_out.clone() : Tensor::full(root.shape(), 1.0, root.dtype()).to(root.device());
   if (r->grad) {
-    Tensor acc(r->grad);
-    CTG_DISPATCH_FLOAT(acc.dtype(), "backward",
-                       kernels::add_backward_cpu(seed.data<scalar_t>(), acc.data<scalar_t>(), acc.numel()));
+    ops::detail::accumulate(seed, Tensor(r->grad));
   } else {
     r->grad = seed.impl_ptr();
   }

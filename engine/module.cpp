@@ -117,6 +117,16 @@ void Module::load_state_dict(const NamedTensorList& sd, bool strict) {
       if (!used.count(n)) throw Error("state dict: unexpected key '" + n + "' for a " + type_name());
 }
 
+void Module::to(Device device) {
+  for (auto& [n, t] : state_dict()) {
+    if (t.device() == device) continue;
+    Tensor moved = t.to(device);
+    t.impl().storage = moved.impl().storage;
+    t.impl().offset = 0;
+    t.zero_grad();
+  }
+}
+
 void Module::zero_grad() {
   for (auto& t : parameters()) t.zero_grad();
 }

@@ -40,6 +40,9 @@ class Module {
   // every key must be present and no extra key allowed. Errors name the key.
   void load_state_dict(const NamedTensorList& sd, bool strict = true);
   void zero_grad();
+  // Move every parameter and buffer to `device` in place: the tensors keep
+  // their identity (the same handles), only their storage moves.
+  void to(Device device);
   // This module's own "weight" and "bias" parameters (torchsummary's count).
   int64_t own_weight_bias_numel() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }

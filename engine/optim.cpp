@@ -1,6 +1,7 @@
 #include "engine/optim.h"
 
 #include "engine/autograd.h"
+#include "engine/ops/common.h"
 #include "kernels/optim.h"
 
 namespace ctg {
@@ -12,7 +13,8 @@ void Optimizer::zero_grad() {
 Tensor& Optimizer::buffer(const std::string& param, const std::string& name, const Tensor& like) {
   auto key = param + "." + name;
   auto it = state_.find(key);
-  if (it == state_.end()) it = state_.emplace(key, Tensor::zeros(like.shape(), like.dtype())).first;
+  if (it == state_.end()) it = state_.emplace(key, Tensor::zeros(like.shape(), like.dtype(), like.device())).first;
+  if (it->second.device() != like.device()) it->second = it->second.to(like.device());  // restored on the CPU
   return it->second;
 }
 
@@ -43,10 +45,13 @@ void SGD::step() {
     if (!g.defined()) continue;
     bool first = !state_.count(name + ".momentum_buffer");
     Tensor buf = momentum_ != 0 ? buffer(name, "momentum_buffer", p) : Tensor();
-    CTG_DISPATCH_FLOAT(p.dtype(), "sgd",
-                       kernels::sgd_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(),
-                                               buf.defined() ? buf.data<scalar_t>() : nullptr, p.numel(), lr_,
-                                               momentum_, wd_, first));
+    CTG_DISPATCH_DEVICE(p, "sgd",
+                        kernels::sgd_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(),
+                                                buf.defined() ? buf.data<scalar_t>() : nullptr, p.numel(), lr_,
+                                                momentum_, wd_, first),
+                        kernels::sgd_update_cuda(p.data<float>(), g.data<float>(),
+                                                 buf.defined() ? buf.data<float>() : nullptr, p.numel(), lr_,
+                                                 momentum_, wd_, first));
   }
 }
 
@@ -57,10 +62,12 @@ void Adam::step() {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     Tensor m = buffer(name, "exp_avg", p), v = buffer(name, "exp_avg_sq", p);
-    CTG_DISPATCH_FLOAT(p.dtype(), "adam",
-                       kernels::adam_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
-                                                v.data<scalar_t>(), p.numel(), lr_, b1_, b2_, eps_, wd_,
-                                                decoupled_, step_));
+    CTG_DISPATCH_DEVICE(p, "adam",
+                        kernels::adam_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
+                                                 v.data<scalar_t>(), p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_,
+                                                 step_),
+                        kernels::adam_update_cuda(p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(),
+                                                  p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_, step_));
   }
 }
 

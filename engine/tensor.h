@@ -23,18 +23,22 @@ struct Error : std::runtime_error {
 // f32 for training, f64 for gradient checks; i64 only as a storage type
 // (BatchNorm's num_batches_tracked in PyTorch-compatible state dicts).
 enum class DType : uint8_t { f32, f64, i64 };
-// The CUDA backend (issue 3) adds its storage behind the same enum.
+// cuda storage comes from kernels/cuda/runtime.h (a GPU, or the CPU emulation).
 enum class Device : uint8_t { cpu, cuda };
 
 size_t dtype_size(DType d);
 const char* dtype_name(DType d);
 const char* device_name(Device d);
+// The --device flag: "cpu", "cuda" (an error when no device can be used) or
+// "auto" (cuda when available, else cpu). `flag` names the option in errors.
+Device parse_device(const std::string& value, const std::string& flag = "--device");
 
 using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);
 
-// A block of memory on one device. CPU storage is 64-byte aligned.
+// A block of memory on one device. CPU storage is 64-byte aligned; CUDA
+// storage comes from the caching device allocator.
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
@@ -44,6 +48,10 @@ struct Storage {
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 };
+
+// Statistics of the CPU caching allocator (engine/caching_allocator.h).
+struct AllocatorStats;
+AllocatorStats host_allocator_stats();
 
 struct Node;  // autograd.h
 
@@ -98,14 +106,17 @@ class Tensor {
   Tensor clone() const;
   // Copy with dtype conversion (no history).
   Tensor to(DType dtype) const;
+  // Copy to another device (no history); the same tensor when already there.
+  Tensor to(Device device) const;
   // Differentiable view with another shape (one dim may be -1).
   Tensor reshape(const Shape& shape) const;
 
+  // Element access and bulk fills work on any device (CUDA through a copy).
   double item() const;  // numel()==1
   double at(int64_t flat_index) const;
   std::vector<double> to_vector() const;
   void fill_(double value);
-  void copy_(const Tensor& src);  // same numel; converts dtype; no history
+  void copy_(const Tensor& src);  // same numel; converts dtype and device; no history
 
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   TensorImpl& impl() const;

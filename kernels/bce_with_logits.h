@@ -12,4 +12,7 @@ template <typename T> T bce_with_logits_forward_cpu(const T* z, const T* y, int6
 // gz += g · (σ(z) − y) / N   (g = dL/dloss, a scalar)
 template <typename T>
 void bce_with_logits_backward_cpu(const T* z, const T* y, T g, T* gz, int64_t n);
+// CUDA (float32): the loss and g = dL/dloss stay in device memory (one float each).
+void bce_with_logits_forward_cuda(const float* z, const float* y, float* loss, int64_t n);
+void bce_with_logits_backward_cuda(const float* z, const float* y, const float* g, float* gz, int64_t n);
 }  // namespace ctg::kernels

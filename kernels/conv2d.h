@@ -30,10 +30,19 @@ struct Conv2dDims {
   int64_t OH, OW;        // output spatial size ≥ 1
 };
 
+// How the CPU kernel batches images into one im2col matrix (see
+// kernels/cpu/conv2d.cpp). The defaults are tuned for ResNet18 on 2 cores;
+// tests shrink them to run the multi-group and per-image paths on small shapes.
+struct Conv2dCpuTuning {
+  int64_t max_scratch = int64_t(1) << 25;  // elements of im2col scratch (128 MiB in float)
+  int64_t wide_below = 2048;  // OH·OW below this: one GEMM over a group's images, not one each
+};
+
 template <typename T>
-void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
+void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
+                        const Conv2dCpuTuning& tune = {});
 template <typename T>
 void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                         const Conv2dDims& d);
+                         const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
 
 }  // namespace ctg::kernels

@@ -2,7 +2,7 @@
 // The keep decision for element i is a pure function of (seed, i): a
 // counter-based hash (splitmix64), so CPU and GPU, any thread split, give the
 // same mask. Saved for backward: nothing but (seed, p) — the mask is recomputed.
-// CPU reference: kernels/cpu/dropout.cpp.  CUDA: kernels/cuda/dropout.cu (CUDA backend).
+// CPU reference: kernels/cpu/dropout.cpp.  CUDA: kernels/cuda/dropout.cu (float32).
 #pragma once
 #include <cstdint>
 
@@ -23,5 +23,7 @@ inline double dropout_uniform(uint64_t seed, uint64_t counter) {
 template <typename T> void dropout_forward_cpu(const T* x, T* y, int64_t n, double p, uint64_t seed);
 // gx += gy · m / (1 − p)
 template <typename T> void dropout_backward_cpu(const T* gy, T* gx, int64_t n, double p, uint64_t seed);
+void dropout_forward_cuda(const float* x, float* y, int64_t n, double p, uint64_t seed);
+void dropout_backward_cuda(const float* gy, float* gx, int64_t n, double p, uint64_t seed);
 
 }  // namespace ctg::kernels

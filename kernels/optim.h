@@ -5,7 +5,7 @@
 //   g ← g + λ·p;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //   p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
 // adamw_update (decoupled decay): p ← p·(1 − lr·λ) first, then Adam without λ.
-// CPU reference: kernels/cpu/optim.cpp.  CUDA: kernels/cuda/optim.cu (CUDA backend).
+// CPU reference: kernels/cpu/optim.cpp.  CUDA: kernels/cuda/optim.cu (float32).
 #pragma once
 #include <cstdint>
 
@@ -16,4 +16,8 @@ void sgd_update_cpu(T* p, const T* g, T* momentum_buf, int64_t n, double lr, dou
 template <typename T>
 void adam_update_cpu(T* p, const T* g, T* m, T* v, int64_t n, double lr, double beta1, double beta2,
                      double eps, double weight_decay, bool decoupled, int64_t step);
+void sgd_update_cuda(float* p, const float* g, float* momentum_buf, int64_t n, double lr, double momentum,
+                     double weight_decay, bool first_step);
+void adam_update_cuda(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+                      double eps, double weight_decay, bool decoupled, int64_t step);
 }  // namespace ctg::kernels

@@ -1,6 +1,6 @@
 // relu — y = max(x, 0);  dL/dx = dL/dy · [y > 0]
 // Saved for backward: the output y (the mask is y > 0; x itself can be freed).
-// CPU reference: kernels/cpu/relu.cpp.  CUDA: kernels/cuda/relu.cu (CUDA backend).
+// CPU reference: kernels/cpu/relu.cpp.  CUDA: kernels/cuda/relu.cu (float32).
 #pragma once
 #include <cstdint>
 
@@ -8,4 +8,6 @@ namespace ctg::kernels {
 template <typename T> void relu_forward_cpu(const T* x, T* y, int64_t n);
 // gx += gy · [y > 0]
 template <typename T> void relu_backward_cpu(const T* y, const T* gy, T* gx, int64_t n);
+void relu_forward_cuda(const float* x, float* y, int64_t n);
+void relu_backward_cuda(const float* y, const float* gy, float* gx, int64_t n);
 }  // namespace ctg::kernels

@@ -72,7 +72,7 @@ TEST_CASE("batchnorm2d forward (training) matches a naive two-pass computation, 
   const std::vector<double> want = naive_batchnorm(x, gamma.to_vector(), beta.to_vector(), 1e-5, &mu, &var);
   const std::vector<double> rm0{0.5, -0.5, 1, 2}, rv0{1, 2, 0.5, 3};
   for (DType dt : {DType::f64, DType::f32}) {
-    CAPTURE(dtype_name(dt));
+    INFO("dtype " << dtype_name(dt));
     Tensor rm = Tensor::from_vector(rm0, {4}, dt), rv = Tensor::from_vector(rv0, {4}, dt);
     Tensor y = ops::batchnorm2d(x.to(dt), gamma.to(dt), beta.to(dt), rm, rv, true);
     const double tol = dt == DType::f64 ? 1e-10 : 2e-4;

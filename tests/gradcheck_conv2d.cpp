@@ -152,32 +152,49 @@ TEST_CASE("conv2d forward matches the direct 7-loop convolution") {
   }
 }
 
-TEST_CASE("conv2d backward kernel accumulates the direct-loop gradients") {
+TEST_CASE("conv2d kernels match the direct loops under every batching plan") {
   std::mt19937_64 rng(11);
-  // Shapes too large for finite differences: one image per GEMM (P ≥ 2048)
-  // and several per GEMM with a remainder group.
-  const Conf confs[] = {{2, 2, 50, 47, 3, 3, 3, 1, 1, 1, 1, true},
-                        {4, 3, 30, 30, 2, 3, 3, 1, 1, 1, 1, true},
-                        {5, 2, 13, 12, 3, 3, 2, 2, 1, 1, 2, true},
-                        {3, 4, 9, 8, 3, 1, 1, 1, 1, 0, 0, true}};
+  // The kernel groups images into one im2col matrix; the tuning decides the
+  // group size and whether a group is one wide GEMM or one GEMM per image.
+  // Shrinking it runs every path (remainder groups included) on small shapes.
+  const Conf confs[] = {{5, 2, 13, 12, 3, 3, 2, 2, 1, 1, 2, true},
+                        {4, 3, 10, 9, 2, 3, 3, 1, 1, 1, 1, true},
+                        {3, 1, 17, 13, 4, 7, 7, 2, 2, 3, 3, true},
+                        {3, 2, 11, 10, 2, 5, 5, 3, 3, 3, 3, true},
+                        {3, 4, 9, 8, 3, 1, 1, 1, 1, 0, 0, true},
+                        {2, 2, 50, 47, 3, 3, 3, 1, 1, 1, 1, true}};  // P ≥ 2048: per-image by default
   for (const Conf& c : confs) {
-    INFO(describe(c));
     kernels::Conv2dDims d = dims_of(c);
+    const int64_t K = c.C * c.KH * c.KW, P = d.OH * d.OW;
+    const kernels::Conv2dCpuTuning tunings[] = {
+        {},                                // defaults
+        {1, 0},                            // one image per group, per-image GEMMs
+        {1, int64_t(1) << 40},             // one image per group, wide GEMM
+        {2 * K * P, 0},                    // two images per group (+ remainder), per-image GEMMs
+        {2 * (K + c.O) * P, int64_t(1) << 40}};  // two per group, wide GEMM + scatter
     std::vector<double> x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng).to_vector();
     std::vector<double> w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng).to_vector();
+    std::vector<double> b = test::rand_tensor({c.O}, rng).to_vector();
     std::vector<double> gy = test::rand_tensor({c.N, c.O, d.OH, d.OW}, rng).to_vector();
+    const std::vector<double> want_y = naive_forward(x, w, &b, d);
     // Start every gradient at 0.25: the kernel must add, not overwrite.
-    std::vector<double> gx(x.size(), 0.25), gw(w.size(), 0.25), gb((size_t)c.O, 0.25);
-    std::vector<double> wx = gx, ww = gw, wb = gb;
-    naive_backward(x, w, gy, wx, ww, wb, d);
-    kernels::conv2d_backward_cpu(x.data(), w.data(), gy.data(), gx.data(), gw.data(), gb.data(), d);
-    check_close(gx, wx, 1e-10, 1e-10);
-    check_close(gw, ww, 1e-10, 1e-10);
-    check_close(gb, wb, 1e-10, 1e-10);
-    // Only dx requested: the other buffers may be null.
-    std::vector<double> gx2(x.size(), 0.25);
-    kernels::conv2d_backward_cpu<double>(x.data(), w.data(), gy.data(), gx2.data(), nullptr, nullptr, d);
-    check_close(gx2, wx, 1e-10, 1e-10);
+    std::vector<double> want_gx(x.size(), 0.25), want_gw(w.size(), 0.25), want_gb((size_t)c.O, 0.25);
+    naive_backward(x, w, gy, want_gx, want_gw, want_gb, d);
+    for (const auto& t : tunings) {
+      INFO(describe(c) << ", tuning {" << t.max_scratch << ", " << t.wide_below << "}");
+      std::vector<double> y(want_y.size(), -7.0);
+      kernels::conv2d_forward_cpu(x.data(), w.data(), b.data(), y.data(), d, t);
+      check_close(y, want_y, 1e-12, 1e-12);
+      std::vector<double> gx(x.size(), 0.25), gw(w.size(), 0.25), gb((size_t)c.O, 0.25);
+      kernels::conv2d_backward_cpu(x.data(), w.data(), gy.data(), gx.data(), gw.data(), gb.data(), d, t);
+      check_close(gx, want_gx, 1e-10, 1e-10);
+      check_close(gw, want_gw, 1e-10, 1e-10);
+      check_close(gb, want_gb, 1e-10, 1e-10);
+      // Only dx requested: the other buffers may be null.
+      std::vector<double> gx2(x.size(), 0.25);
+      kernels::conv2d_backward_cpu<double>(x.data(), w.data(), gy.data(), gx2.data(), nullptr, nullptr, d, t);
+      check_close(gx2, want_gx, 1e-10, 1e-10);
+    }
   }
 }
 

@@ -50,6 +50,9 @@ const PoolCase kCases[] = {
     {"kernel 3 stride 1 pad 1 (overlapping windows)", {1, 2, 5, 6}, {3, 3, 1, 1, 1, 1}},
     {"kernel 3 stride 3 pad 1 (runtime stride)", {1, 2, 8, 10}, {3, 3, 3, 3, 1, 1}},
     {"kernel 2 stride 2 on odd sizes (last row/column dropped)", {2, 1, 5, 7}, {2, 2, 2, 2, 0, 0}},
+    // Output widths that are whole multiples of the kernel's 16-column blocks.
+    {"kernel 3 stride 2 pad 1, 32 output columns", {1, 2, 5, 64}, {3, 3, 2, 2, 1, 1}},
+    {"kernel 2 stride 2, 16 output columns", {1, 1, 4, 33}, {2, 2, 2, 2, 0, 0}},
 };
 
 }  // namespace
@@ -101,11 +104,18 @@ TEST_CASE("maxpool2d backward accumulates where windows overlap; NaN propagates"
 TEST_CASE("maxpool2d matches a naive window scan, float64 and float32") {
   std::mt19937_64 rng(21);
   for (const PoolCase& pc : kCases) {
-    CAPTURE(pc.name);
+    INFO("case: " << pc.name);
+    // Continuous values, and small integers with many ties inside windows
+    // (the first maximum in row-major window order must win).
     Tensor x = test::rand_tensor(pc.shape, rng, -3, 3);
-    for (DType dt : {DType::f64, DType::f32}) {
-      CAPTURE(dtype_name(dt));
-      Tensor xs = x.to(dt).set_requires_grad(true);
+    Tensor ties = x.clone();
+    for (int64_t i = 0; i < ties.numel(); ++i) ties.data<double>()[i] = std::floor(ties.data<double>()[i] / 2);
+    for (int variant = 0; variant < 4; ++variant) {
+      const Tensor& xin = variant < 2 ? x : ties;
+      const DType dt = variant % 2 == 0 ? DType::f64 : DType::f32;
+      INFO((variant < 2 ? "continuous values" : "values with ties"));
+      INFO("dtype " << dtype_name(dt));
+      Tensor xs = xin.to(dt).set_requires_grad(true);
       Tensor y = ops::maxpool2d(xs, pc.p);
       Tensor gy = test::rand_tensor(y.shape(), rng, 0.5, 1.5, dt);
       std::vector<double> y_ref, gx_ref;
@@ -124,7 +134,7 @@ TEST_CASE("maxpool2d matches a naive window scan, float64 and float32") {
 TEST_CASE("gradcheck maxpool2d over several configurations (distinct inputs, no near-ties)") {
   std::mt19937_64 rng(22);
   for (const PoolCase& pc : kCases) {
-    CAPTURE(pc.name);
+    INFO("case: " << pc.name);
     Tensor x = test::distinct_tensor(pc.shape, rng).set_requires_grad(true);
     const ops::Pool2dParams p = pc.p;
     test::gradcheck([p](const std::vector<Tensor>& in) { return ops::maxpool2d(in[0], p); }, {x});

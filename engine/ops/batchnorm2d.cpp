@@ -44,6 +44,7 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   // The statistics the forward normalised with; backward needs exactly these.
   Tensor mean = Tensor::empty({C}, x.dtype()), invstd = Tensor::empty({C}, x.dtype());
+  detail::check_has_cuda_kernel(x, false, "batchnorm2d");
   CTG_DISPATCH_FLOAT(x.dtype(), "batchnorm2d",
                      kernels::batchnorm2d_forward_cpu(
                          x.data<scalar_t>(), detail::ptr_or_null<scalar_t>(gamma),

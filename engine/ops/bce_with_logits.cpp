@@ -12,10 +12,12 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
   if (logits.numel() != targets.numel() || logits.numel() == 0)
     throw Error("bce_with_logits: logits " + shape_str(logits.shape()) + " and targets " +
                 shape_str(targets.shape()) + " must have the same, non-zero number of elements");
-  Tensor loss = Tensor::empty({}, logits.dtype());
-  CTG_DISPATCH_FLOAT(logits.dtype(), "bce_with_logits",
-                     loss.data<scalar_t>()[0] = kernels::bce_with_logits_forward_cpu(
-                         logits.data<scalar_t>(), targets.data<scalar_t>(), logits.numel()));
+  Tensor loss = Tensor::empty({}, logits.dtype(), logits.device());
+  CTG_DISPATCH_DEVICE(logits, "bce_with_logits",
+                      loss.data<scalar_t>()[0] = kernels::bce_with_logits_forward_cpu(
+                          logits.data<scalar_t>(), targets.data<scalar_t>(), logits.numel()),
+                      kernels::bce_with_logits_forward_cuda(logits.data<float>(), targets.data<float>(),
+                                                            loss.data<float>(), logits.numel()));
   if (autograd::needs_grad({&logits})) {
     auto node = autograd::record("bce_with_logits", loss, {logits});
     node->save(logits);
@@ -23,11 +25,12 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
     node->backward = [](Node& n, const Tensor& g) {
       Tensor gz = autograd::input_grad(n, 0);
       if (!gz.defined()) return;
-      autograd::trace("  bce_with_logits_backward_cpu");
-      CTG_DISPATCH_FLOAT(g.dtype(), "bce_with_logits",
-                         kernels::bce_with_logits_backward_cpu(
-                             n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(),
-                             g.data<scalar_t>()[0], gz.data<scalar_t>(), gz.numel()));
+      detail::trace_kernel("bce_with_logits_backward", g);
+      CTG_DISPATCH_DEVICE(g, "bce_with_logits",
+                          kernels::bce_with_logits_backward_cpu(n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(),
+                                                                g.data<scalar_t>()[0], gz.data<scalar_t>(), gz.numel()),
+                          kernels::bce_with_logits_backward_cuda(n.saved[0].data<float>(), n.saved[1].data<float>(),
+                                                                 g.data<float>(), gz.data<float>(), gz.numel()));
     };
   }
   return loss;

@@ -7,12 +7,12 @@
 
 namespace ctg::ops::detail {
 
-// The op's kernels exist for CPU only until the CUDA backend lands; a tensor
-// on another device is a hard error naming the op, never a silent fallback.
-inline void check_cpu(const Tensor& t, const char* op, const char* what) {
-  if (t.device() != Device::cpu)
-    throw Error(std::string(op) + ": no CUDA kernel in this build (" + what + " is on " +
-                device_name(t.device()) + ")");
+// CUDA kernels are float32 only (float64 is for gradient checks on the CPU):
+// anything else on the GPU is a hard error naming the op, never a fallback.
+inline void check_cuda_dtype(const Tensor& t, const char* op, const char* what) {
+  if (t.device() == Device::cuda && t.dtype() != DType::f32)
+    throw Error(std::string(op) + ": " + what + " is " + dtype_name(t.dtype()) +
+                " on cuda; the CUDA kernels take float32");
 }
 
 inline void check_float(const Tensor& t, const char* op, const char* what) {
@@ -20,10 +20,25 @@ inline void check_float(const Tensor& t, const char* op, const char* what) {
   if (!t.is_floating())
     throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(t.dtype()) +
                 ", expected float32 or float64");
-  check_cpu(t, op, what);
+  check_cuda_dtype(t, op, what);
+}
+
+// For an op whose CUDA kernel is not written: a hard error naming the op,
+// never a CPU kernel run on device memory.
+inline void check_has_cuda_kernel(const Tensor& t, bool has_kernel, const char* op) {
+  if (t.device() == Device::cuda && !has_kernel)
+    throw Error(std::string(op) + ": no CUDA kernel for this op yet (input is on cuda)");
+}
+
+// Every operand of an op lives on the input's device.
+inline void check_same_device(const Tensor& a, const Tensor& b, const char* op, const char* what) {
+  if (b.defined() && a.device() != b.device())
+    throw Error(std::string(op) + ": " + what + " is on " + device_name(b.device()) + " but the input is on " +
+                device_name(a.device()));
 }
 
 inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* what) {
+  check_same_device(a, b, op, what);
   if (b.defined() && a.dtype() != b.dtype())
     throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(b.dtype()) +
                 " but the input is " + dtype_name(a.dtype()));
@@ -42,3 +57,26 @@ T* ptr_or_null(const Tensor& t) {
 }
 
 }  // namespace ctg::ops::detail
+
+namespace ctg::ops::detail {
+// Trace mode: name the backward kernel that runs, e.g. "  relu_backward_cuda".
+inline void trace_kernel(const char* kernel, const Tensor& on) {
+  if (autograd::trace_enabled())
+    autograd::trace(std::string("  ") + kernel + (on.device() == Device::cuda ? "_cuda" : "_cpu"));
+}
+// g += gy on either device (the engine's gradient accumulation).
+void accumulate(const Tensor& gy, const Tensor& g);
+
+}  // namespace ctg::ops::detail
+
+// Run the op's CPU kernel (templated on scalar_t) or its CUDA kernel (float32)
+// according to the device of tensor `t`; the two calls name the same op's
+// _cpu and _cuda entry points.
+#define CTG_DISPATCH_DEVICE(t, op, cpu_call, cuda_call)                        \
+  do {                                                                         \
+    if ((t).device() == ::ctg::Device::cuda) {                                 \
+      cuda_call;                                                               \
+    } else {                                                                   \
+      CTG_DISPATCH_FLOAT((t).dtype(), op, cpu_call);                           \
+    }                                                                          \
+  } while (0)

@@ -46,6 +46,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   d.OH = span_h / d.SH + 1, d.OW = span_w / d.SW + 1;
 
   Tensor y = Tensor::empty({d.N, d.O, d.OH, d.OW}, x.dtype());
+  detail::check_has_cuda_kernel(x, false, "conv2d");
   CTG_DISPATCH_FLOAT(x.dtype(), "conv2d",
                      kernels::conv2d_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
                                                  detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), d));

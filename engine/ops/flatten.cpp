@@ -29,8 +29,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
     node->backward = [](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
-      CTG_DISPATCH_FLOAT(gy.dtype(), "reshape",
-                         kernels::add_backward_cpu(gy.data<scalar_t>(), gx.data<scalar_t>(), gy.numel()));
+      ops::detail::accumulate(gy, gx);
     };
   }
   return v;

@@ -21,6 +21,7 @@ Tensor global_maxpool(const Tensor& x) {
   // element, so the saved buffer is a tensor that memory accounting sees.
   Tensor argmax = Tensor::empty({(planes + 1) / 2}, DType::i64);
   int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
+  detail::check_has_cuda_kernel(x, false, "global_maxpool");
   CTG_DISPATCH_FLOAT(x.dtype(), "global_maxpool",
                      kernels::global_maxpool_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(),
                                                          argmax_i32, planes, HW));

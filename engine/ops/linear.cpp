@@ -21,6 +21,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     if (b.shape() != Shape{O}) throw Error("linear: bias " + shape_str(b.shape()) + " should be [" + std::to_string(O) + "]");
   }
   Tensor y = Tensor::empty({N, O}, x.dtype());
+  detail::check_has_cuda_kernel(x, false, "linear");
   CTG_DISPATCH_FLOAT(x.dtype(), "linear",
                      kernels::linear_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
                                                  detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), N, I, O));

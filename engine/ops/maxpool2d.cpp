@@ -32,8 +32,10 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   check_pool_dim("h", p.kernel_h, p.stride_h, p.pad_h, H, "height", x.shape());
   check_pool_dim("w", p.kernel_w, p.stride_w, p.pad_w, W, "width", x.shape());
-  if (H * W > INT32_MAX)
-    throw Error("maxpool2d: input plane " + shape_str(x.shape()) + " has more than 2^31 values");
+  // argmax and the kernel's index arithmetic are int32 within a plane (with
+  // some slack for padding and the kernel's rounded-up column blocks).
+  if ((H + p.kernel_h + 1) * (W + p.kernel_w) + 16 * p.stride_w > INT32_MAX)
+    throw Error("maxpool2d: input planes of " + shape_str(x.shape()) + " are too large for 32-bit indices");
   kernels::MaxPool2dGeometry g{N * C,      H,          W,          0,       0,      p.kernel_h,
                                p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
   g.OH = (H + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;  // floor: ceil_mode=False
@@ -46,6 +48,7 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
   const int64_t n_out = N * C * g.OH * g.OW;
   Tensor argmax = Tensor::empty({(n_out + 1) / 2}, DType::i64);
   int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
+  detail::check_has_cuda_kernel(x, false, "maxpool2d");
   CTG_DISPATCH_FLOAT(x.dtype(), "maxpool2d",
                      kernels::maxpool2d_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32, g));
 

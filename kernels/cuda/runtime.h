@@ -1,0 +1,65 @@
+// The CUDA runtime seam of ctgrad: device memory (through a caching
+// allocator), pinned host memory, copies, streams and events.
+//
+// Two backends implement the raw calls behind this header, with the same
+// names, linked into different executables:
+//   kernels/cuda/runtime_native.cu  — nvcc, the real GPU (cudaMalloc, ...);
+//   kernels/cuda/runtime_emu.cpp    — plain C++, "device" memory is host
+//                                     memory and kernels run on the CPU
+//                                     emulation (kernels/cuda/emu/).
+// The emulated device exists only once asked for (set_emulation(true) or
+// CTGRAD_CUDA_EMULATE=1): a normal binary without a GPU says so clearly
+// instead of silently running kernels on the CPU.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "engine/caching_allocator.h"
+
+namespace ctg::cuda {
+
+using Stream = void*;  // cudaStream_t
+using Event = void*;   // cudaEvent_t
+
+bool is_emulated();          // this executable links the emulation backend
+bool available();            // a device can be used now
+std::string device_description();
+// Throws ctg::Error "<what>: no CUDA device (...)" when !available().
+void require_device(const char* what);
+void set_emulation(bool on);  // emulation backend only; a no-op on native
+
+// Caching allocator: freed blocks go to a free list keyed by rounded size and
+// are reused, so steady-state training calls cudaMalloc/cudaFree never.
+void* device_alloc(size_t bytes);
+void device_free(void* p);
+AllocatorStats allocator_stats();
+void empty_cache();  // return cached blocks to the driver
+
+// Page-locked host memory (cudaHostAlloc) for the loader's batch ring.
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p);
+
+// Synchronous copies on the compute stream (they wait for queued kernels).
+void copy_h2d(void* dst, const void* src, size_t bytes);
+void copy_d2h(void* dst, const void* src, size_t bytes);
+void copy_d2d(void* dst, const void* src, size_t bytes);
+// Asynchronous host-to-device copy on `s` (from pinned memory to overlap).
+void copy_h2d_async(void* dst, const void* src, size_t bytes, Stream s);
+void memset_zero(void* p, size_t bytes);  // on the compute stream
+void synchronize();                       // the whole device
+
+Stream compute_stream();  // where every kernel launches
+Stream create_stream();
+void destroy_stream(Stream s);
+Event create_event();
+void record_event(Event e, Stream s);
+void stream_wait_event(Stream s, Event e);  // s waits for e (no host block)
+void event_synchronize(Event e);
+void destroy_event(Event e);
+
+namespace backend {  // implemented by runtime_native.cu / runtime_emu.cpp
+void* raw_device_alloc(size_t bytes);  // nullptr when out of memory
+void raw_device_free(void* p);
+}  // namespace backend
+
+}  // namespace ctg::cuda

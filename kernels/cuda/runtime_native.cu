@@ -1,0 +1,113 @@
+// The native backend of kernels/cuda/runtime.h (compiled by nvcc only).
+// Every CUDA call's status is checked and a failure names the call.
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "engine/tensor.h"
+#include "kernels/cuda/runtime.h"
+
+#define CTG_CUDA_CHECK(call)                                                                     \
+  do {                                                                                          \
+    cudaError_t err_ = (call);                                                                  \
+    if (err_ != cudaSuccess)                                                                    \
+      throw ::ctg::Error(std::string("CUDA: ") + #call + " failed: " + cudaGetErrorString(err_)); \
+  } while (0)
+
+namespace ctg::cuda {
+
+namespace {
+// Probed once: device count and the first device's name. A driver without a
+// GPU answers cudaErrorNoDevice / cudaErrorInsufficientDriver: not available.
+struct Probe {
+  bool ok = false;
+  std::string description;
+  Probe() {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+      description = std::string("no CUDA device (") + (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") + ")";
+      cudaGetLastError();  // clear the sticky error
+      return;
+    }
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, 0) == cudaSuccess)
+      description = std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+                    std::to_string(p.totalGlobalMem >> 20) + " MiB)";
+    ok = true;
+  }
+};
+const Probe& probe() {
+  static Probe p;
+  return p;
+}
+cudaStream_t s(Stream x) { return static_cast<cudaStream_t>(x); }
+}  // namespace
+
+bool is_emulated() { return false; }
+bool available() { return probe().ok; }
+void set_emulation(bool) {}
+std::string device_description() { return probe().description; }
+
+void require_device(const char* what) {
+  if (!available())
+    throw Error(std::string(what) + ": " + probe().description + "; use --device cpu");
+}
+
+namespace backend {
+void* raw_device_alloc(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return p;
+}
+void raw_device_free(void* p) { CTG_CUDA_CHECK(cudaFree(p)); }
+}  // namespace backend
+
+void* pinned_alloc(size_t bytes) {
+  require_device("pinned_alloc");
+  void* p = nullptr;
+  CTG_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
+  return p;
+}
+void pinned_free(void* p) { CTG_CUDA_CHECK(cudaFreeHost(p)); }
+
+void copy_h2d(void* dst, const void* src, size_t n) {
+  CTG_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s(compute_stream())));
+  CTG_CUDA_CHECK(cudaStreamSynchronize(s(compute_stream())));
+}
+void copy_d2h(void* dst, const void* src, size_t n) {
+  CTG_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s(compute_stream())));
+  CTG_CUDA_CHECK(cudaStreamSynchronize(s(compute_stream())));
+}
+void copy_d2d(void* dst, const void* src, size_t n) {
+  CTG_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s(compute_stream())));
+}
+void copy_h2d_async(void* dst, const void* src, size_t n, Stream st) {
+  CTG_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s(st)));
+}
+void memset_zero(void* p, size_t n) { CTG_CUDA_CHECK(cudaMemsetAsync(p, 0, n, s(compute_stream()))); }
+void synchronize() { CTG_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+Stream compute_stream() { return nullptr; }  // the legacy default stream
+Stream create_stream() {
+  cudaStream_t st;
+  CTG_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  return st;
+}
+void destroy_stream(Stream st) { CTG_CUDA_CHECK(cudaStreamDestroy(s(st))); }
+Event create_event() {
+  cudaEvent_t e;
+  CTG_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+void record_event(Event e, Stream st) { CTG_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(e), s(st))); }
+void stream_wait_event(Stream st, Event e) {
+  CTG_CUDA_CHECK(cudaStreamWaitEvent(s(st), static_cast<cudaEvent_t>(e), 0));
+}
+void event_synchronize(Event e) { CTG_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(e))); }
+void destroy_event(Event e) { CTG_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e))); }
+
+}  // namespace ctg::cuda
