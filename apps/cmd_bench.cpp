@@ -20,6 +20,7 @@ struct StepArgs {
   std::string net = "cnn2", device = "cpu", optimizer = "adam";
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
+  bool trace = false;
 };
 
 void bench_step(const StepArgs& a) {
@@ -43,6 +44,7 @@ void bench_step(const StepArgs& a) {
               (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
   std::vector<double> ms;
   for (int i = 0; i < a.warmup + a.steps; ++i) {
+    autograd::set_trace(a.trace && i == 0);  // trace the first step only
     auto t0 = std::chrono::steady_clock::now();
     opt->zero_grad();
     Tensor loss = ops::bce_with_logits((*model)(x), y);
@@ -73,6 +75,8 @@ static Registrar reg([](CLI::App& app) {
   step->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber);
   step->add_option("--warmup", a->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
   step->add_option("--optimizer", a->optimizer, "adam|sgd");
+  step->add_flag("--trace", a->trace,
+                 "print (to stderr) each forward op of the first step and each kernel its backward launches");
   step->callback([a]() { bench_step(*a); });
 });
 

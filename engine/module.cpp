@@ -119,7 +119,9 @@ void Module::load_state_dict(const NamedTensorList& sd, bool strict) {
 
 void Module::to(Device device) {
   for (auto& [n, t] : state_dict()) {
-    if (t.device() == device) continue;
+    // Integer bookkeeping (BatchNorm's num_batches_tracked) stays on the host,
+    // where the module updates it; only float tensors move.
+    if (t.device() == device || !t.is_floating()) continue;
     Tensor moved = t.to(device);
     t.impl().storage = moved.impl().storage;
     t.impl().offset = 0;

@@ -40,8 +40,9 @@ class Module {
   // every key must be present and no extra key allowed. Errors name the key.
   void load_state_dict(const NamedTensorList& sd, bool strict = true);
   void zero_grad();
-  // Move every parameter and buffer to `device` in place: the tensors keep
-  // their identity (the same handles), only their storage moves.
+  // Move every float parameter and buffer to `device` in place: the tensors
+  // keep their identity (the same handles), only their storage moves.
+  // Integer counters (num_batches_tracked) stay on the host.
   void to(Device device);
   // This module's own "weight" and "bias" parameters (torchsummary's count).
   int64_t own_weight_bias_numel() const;

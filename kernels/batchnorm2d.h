@@ -28,7 +28,7 @@
 // (shifted by the channel's first value against cancellation), so the
 // forward reads x twice and the backward reads x and gy twice.
 // CPU reference: kernels/cpu/batchnorm2d.cpp (OpenMP over channels).
-// CUDA: kernels/cuda/batchnorm2d.cu (CUDA backend, not yet written).
+// CUDA: kernels/cuda/batchnorm2d.cu (float32; one block per channel for the sums).
 #pragma once
 #include <cstdint>
 
@@ -43,5 +43,13 @@ template <typename T>
 void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd,
                               const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
                               int64_t HW, bool training);
+
+// CUDA (float32), same arguments and semantics; all pointers are device memory.
+void batchnorm2d_forward_cuda(const float* x, const float* gamma, const float* beta, float* running_mean,
+                              float* running_var, float* y, float* mean, float* invstd, int64_t N, int64_t C,
+                              int64_t HW, bool training, double momentum, double eps);
+void batchnorm2d_backward_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
+                               const float* gy, float* gx, float* ggamma, float* gbeta, int64_t N, int64_t C,
+                               int64_t HW, bool training);
 
 }  // namespace ctg::kernels

@@ -6,7 +6,7 @@
 //   gx[n,c, argmax[n,c]] += gy[n,c]
 // Saved for backward: argmax only (int32 index into the H·W plane).
 // CPU reference: kernels/cpu/global_maxpool.cpp (OpenMP over the N·C planes).
-// CUDA: kernels/cuda/global_maxpool.cu (CUDA backend, not yet written).
+// CUDA: kernels/cuda/global_maxpool.cu (float32; one block per plane).
 #pragma once
 #include <cstdint>
 
@@ -19,5 +19,9 @@ void global_maxpool_forward_cpu(const T* x, T* y, int32_t* argmax, int64_t plane
 // gx [planes, HW] += gy [planes] scattered to argmax.
 template <typename T>
 void global_maxpool_backward_cpu(const int32_t* argmax, const T* gy, T* gx, int64_t planes, int64_t HW);
+
+// CUDA (float32), same semantics; all pointers are device memory.
+void global_maxpool_forward_cuda(const float* x, float* y, int32_t* argmax, int64_t planes, int64_t HW);
+void global_maxpool_backward_cuda(const int32_t* argmax, const float* gy, float* gx, int64_t planes, int64_t HW);
 
 }  // namespace ctg::kernels

@@ -16,7 +16,7 @@
 //
 // Saved for backward: argmax only (x and y are not needed).
 // CPU reference: kernels/cpu/maxpool2d.cpp (OpenMP over the N·C planes).
-// CUDA: kernels/cuda/maxpool2d.cu (CUDA backend, not yet written).
+// CUDA: kernels/cuda/maxpool2d.cu (float32; same y and argmax as the CPU).
 #pragma once
 #include <cstdint>
 
@@ -35,5 +35,9 @@ void maxpool2d_forward_cpu(const T* x, T* y, int32_t* argmax, const MaxPool2dGeo
 // gx [planes, H, W] += scatter of gy [planes, OH, OW] to argmax.
 template <typename T>
 void maxpool2d_backward_cpu(const int32_t* argmax, const T* gy, T* gx, const MaxPool2dGeometry& g);
+
+// CUDA (float32), same semantics; x, y, argmax, gy, gx are device memory.
+void maxpool2d_forward_cuda(const float* x, float* y, int32_t* argmax, const MaxPool2dGeometry& g);
+void maxpool2d_backward_cuda(const int32_t* argmax, const float* gy, float* gx, const MaxPool2dGeometry& g);
 
 }  // namespace ctg::kernels

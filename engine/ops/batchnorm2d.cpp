@@ -41,16 +41,20 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
     throw Error("batchnorm2d: expected more than 1 value per channel when training, got input " +
                 shape_str(x.shape()));
 
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   // The statistics the forward normalised with; backward needs exactly these.
-  Tensor mean = Tensor::empty({C}, x.dtype()), invstd = Tensor::empty({C}, x.dtype());
-  detail::check_has_cuda_kernel(x, false, "batchnorm2d");
-  CTG_DISPATCH_FLOAT(x.dtype(), "batchnorm2d",
-                     kernels::batchnorm2d_forward_cpu(
-                         x.data<scalar_t>(), detail::ptr_or_null<scalar_t>(gamma),
-                         detail::ptr_or_null<scalar_t>(beta), detail::ptr_or_null<scalar_t>(running_mean),
-                         detail::ptr_or_null<scalar_t>(running_var), y.data<scalar_t>(),
-                         mean.data<scalar_t>(), invstd.data<scalar_t>(), N, C, HW, training, momentum, eps));
+  Tensor mean = Tensor::empty({C}, x.dtype(), x.device()), invstd = Tensor::empty({C}, x.dtype(), x.device());
+  CTG_DISPATCH_DEVICE(x, "batchnorm2d",
+                      kernels::batchnorm2d_forward_cpu(
+                          x.data<scalar_t>(), detail::ptr_or_null<scalar_t>(gamma),
+                          detail::ptr_or_null<scalar_t>(beta), detail::ptr_or_null<scalar_t>(running_mean),
+                          detail::ptr_or_null<scalar_t>(running_var), y.data<scalar_t>(), mean.data<scalar_t>(),
+                          invstd.data<scalar_t>(), N, C, HW, training, momentum, eps),
+                      kernels::batchnorm2d_forward_cuda(
+                          x.data<float>(), detail::ptr_or_null<float>(gamma), detail::ptr_or_null<float>(beta),
+                          detail::ptr_or_null<float>(running_mean), detail::ptr_or_null<float>(running_var),
+                          y.data<float>(), mean.data<float>(), invstd.data<float>(), N, C, HW, training, momentum,
+                          eps));
 
   if (autograd::needs_grad({&x, &gamma, &beta})) {
     auto node = autograd::record("batchnorm2d", y, {x, gamma, beta});
@@ -66,13 +70,18 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
     node->backward = [N, C, HW, training, has_gamma](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0), ggamma = autograd::input_grad(n, 1),
              gbeta = autograd::input_grad(n, 2);
-      autograd::trace("  batchnorm2d_backward_cpu");
-      CTG_DISPATCH_FLOAT(gy.dtype(), "batchnorm2d",
-                         kernels::batchnorm2d_backward_cpu(
-                             n.saved[0].data<scalar_t>(), has_gamma ? n.saved[3].data<scalar_t>() : nullptr,
-                             n.saved[1].data<scalar_t>(), n.saved[2].data<scalar_t>(), gy.data<scalar_t>(),
-                             detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(ggamma),
-                             detail::ptr_or_null<scalar_t>(gbeta), N, C, HW, training));
+      detail::trace_kernel("batchnorm2d_backward", gy);
+      CTG_DISPATCH_DEVICE(gy, "batchnorm2d",
+                          kernels::batchnorm2d_backward_cpu(
+                              n.saved[0].data<scalar_t>(), has_gamma ? n.saved[3].data<scalar_t>() : nullptr,
+                              n.saved[1].data<scalar_t>(), n.saved[2].data<scalar_t>(), gy.data<scalar_t>(),
+                              detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(ggamma),
+                              detail::ptr_or_null<scalar_t>(gbeta), N, C, HW, training),
+                          kernels::batchnorm2d_backward_cuda(
+                              n.saved[0].data<float>(), has_gamma ? n.saved[3].data<float>() : nullptr,
+                              n.saved[1].data<float>(), n.saved[2].data<float>(), gy.data<float>(),
+                              detail::ptr_or_null<float>(gx), detail::ptr_or_null<float>(ggamma),
+                              detail::ptr_or_null<float>(gbeta), N, C, HW, training));
     };
   }
   return y;

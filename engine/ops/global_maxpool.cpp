@@ -16,15 +16,15 @@ Tensor global_maxpool(const Tensor& x) {
   if (HW > INT32_MAX)
     throw Error("global_maxpool: input plane " + shape_str(x.shape()) + " has more than 2^31 values");
   const int64_t planes = N * C;
-  Tensor y = Tensor::empty({N, C, 1, 1}, x.dtype());
+  Tensor y = Tensor::empty({N, C, 1, 1}, x.dtype(), x.device());
   // No int32 dtype in the engine: the int32 argmax is packed two per i64
   // element, so the saved buffer is a tensor that memory accounting sees.
-  Tensor argmax = Tensor::empty({(planes + 1) / 2}, DType::i64);
+  Tensor argmax = Tensor::empty({(planes + 1) / 2}, DType::i64, x.device());
   int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
-  detail::check_has_cuda_kernel(x, false, "global_maxpool");
-  CTG_DISPATCH_FLOAT(x.dtype(), "global_maxpool",
-                     kernels::global_maxpool_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(),
-                                                         argmax_i32, planes, HW));
+  CTG_DISPATCH_DEVICE(x, "global_maxpool",
+                      kernels::global_maxpool_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32,
+                                                          planes, HW),
+                      kernels::global_maxpool_forward_cuda(x.data<float>(), y.data<float>(), argmax_i32, planes, HW));
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("global_maxpool", y, {x});
     node->save(argmax);
@@ -32,11 +32,12 @@ Tensor global_maxpool(const Tensor& x) {
     node->backward = [planes, HW](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
-      autograd::trace("  global_maxpool_backward_cpu");
+      detail::trace_kernel("global_maxpool_backward", gy);
       const int32_t* am = static_cast<const int32_t*>(n.saved[0].raw_data());
-      CTG_DISPATCH_FLOAT(gy.dtype(), "global_maxpool",
-                         kernels::global_maxpool_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(),
-                                                              planes, HW));
+      CTG_DISPATCH_DEVICE(gy, "global_maxpool",
+                          kernels::global_maxpool_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), planes,
+                                                               HW),
+                          kernels::global_maxpool_backward_cuda(am, gy.data<float>(), gx.data<float>(), planes, HW));
     };
   }
   return y;

@@ -41,16 +41,16 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
   g.OH = (H + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;  // floor: ceil_mode=False
   g.OW = (W + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
 
-  Tensor y = Tensor::empty({N, C, g.OH, g.OW}, x.dtype());
+  Tensor y = Tensor::empty({N, C, g.OH, g.OW}, x.dtype(), x.device());
   // The engine has no int32 dtype: the int32 argmax lives in an i64 tensor of
   // half the length, so it costs 4 bytes per output and is still a tensor
   // that the saved-memory accounting sees.
   const int64_t n_out = N * C * g.OH * g.OW;
-  Tensor argmax = Tensor::empty({(n_out + 1) / 2}, DType::i64);
+  Tensor argmax = Tensor::empty({(n_out + 1) / 2}, DType::i64, x.device());
   int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
-  detail::check_has_cuda_kernel(x, false, "maxpool2d");
-  CTG_DISPATCH_FLOAT(x.dtype(), "maxpool2d",
-                     kernels::maxpool2d_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32, g));
+  CTG_DISPATCH_DEVICE(x, "maxpool2d",
+                      kernels::maxpool2d_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32, g),
+                      kernels::maxpool2d_forward_cuda(x.data<float>(), y.data<float>(), argmax_i32, g));
 
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("maxpool2d", y, {x});
@@ -59,10 +59,11 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
     node->backward = [g](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
-      autograd::trace("  maxpool2d_backward_cpu");
+      detail::trace_kernel("maxpool2d_backward", gy);
       const int32_t* am = static_cast<const int32_t*>(n.saved[0].raw_data());
-      CTG_DISPATCH_FLOAT(gy.dtype(), "maxpool2d",
-                         kernels::maxpool2d_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), g));
+      CTG_DISPATCH_DEVICE(gy, "maxpool2d",
+                          kernels::maxpool2d_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), g),
+                          kernels::maxpool2d_backward_cuda(am, gy.data<float>(), gx.data<float>(), g));
     };
   }
   return y;
