@@ -63,8 +63,7 @@ void bench_step(const StepArgs& a) {
 }  // namespace
 
 static Registrar reg([](CLI::App& app) {
-  auto* bench = app.add_subcommand("bench", "Benchmarks");
-  bench->require_subcommand(1);
+  auto* bench = subcommand_group(app, "bench", "Benchmarks");
   auto* step = bench->add_subcommand("step", "Time full training steps (median after warm-up)");
   auto a = std::make_shared<StepArgs>();
   step->add_option("--net", a->net, "net name (see `ctgrad summary --help`)")->required();

@@ -17,4 +17,15 @@ struct Registrar {
   explicit Registrar(Register f) { registry().push_back(std::move(f)); }
 };
 
+// A subcommand group (e.g. `bench`) that several files add to: created by
+// whichever registrar runs first (static initialisation order across files
+// is unspecified), found by the others.
+inline CLI::App* subcommand_group(CLI::App& app, const std::string& name, const std::string& description) {
+  for (CLI::App* s : app.get_subcommands({}))
+    if (s->get_name() == name) return s;
+  CLI::App* g = app.add_subcommand(name, description);
+  g->require_subcommand(1);
+  return g;
+}
+
 }  // namespace ctg::apps

@@ -30,12 +30,12 @@ struct Conv2dDims {
   int64_t OH, OW;        // output spatial size ≥ 1
 };
 
-// How the CPU kernel batches images into one im2col matrix (see
-// kernels/cpu/conv2d.cpp). The defaults are tuned for ResNet18 on 2 cores;
-// tests shrink them to run the multi-group and per-image paths on small shapes.
+// How the CPU kernel cuts the work into im2col tiles (see kernels/cpu/conv2d.cpp).
+// The defaults are tuned for ResNet18 on 2 cores; tests shrink them to run
+// every path (several groups, one-row bands, partial bands) on small shapes.
 struct Conv2dCpuTuning {
-  int64_t max_scratch = int64_t(1) << 25;  // elements of im2col scratch (128 MiB in float)
-  int64_t wide_below = 2048;  // OH·OW below this: one GEMM over a group's images, not one each
+  int64_t wide_below = 2048;  // OH·OW below this: whole images grouped under one GEMM
+  int64_t max_scratch = int64_t(1) << 24;  // elements of im2col scratch (64 MiB in float)
 };
 
 template <typename T>
@@ -44,5 +44,18 @@ void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDi
 template <typename T>
 void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                          const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
+
+// How the CUDA kernel batches images (kernels/cuda/conv2d.cu): each group's
+// im2col columns fit in max_scratch floats of device memory. Tests shrink it to
+// run several groups on small shapes.
+struct Conv2dCudaTuning {
+  int64_t max_scratch = int64_t(1) << 26;  // 256 MiB of float scratch
+};
+
+// CUDA (float32): im2col + our own SGEMM (kernels/cuda/gemm.h).
+void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                         const Conv2dCudaTuning& tune = {});
+void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
+                          const Conv2dDims& d, const Conv2dCudaTuning& tune = {});
 
 }  // namespace ctg::kernels

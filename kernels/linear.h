@@ -14,4 +14,9 @@ void linear_forward_cpu(const T* x, const T* w, const T* b, T* y, int64_t N, int
 template <typename T>
 void linear_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, int64_t N,
                          int64_t I, int64_t O);
+// CUDA (float32): the same three products on our own SGEMM (kernels/cuda/gemm.h).
+void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int64_t N, int64_t I,
+                         int64_t O);
+void linear_backward_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
+                          int64_t N, int64_t I, int64_t O);
 }  // namespace ctg::kernels

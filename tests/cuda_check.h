@@ -58,11 +58,12 @@ inline void check_close(const Tensor& got, const Tensor& want, double atol, doub
   std::ostringstream first;
   for (size_t i = 0; i < a.size(); ++i) {
     double d = std::fabs(a[i] - b[i]);
-    if (!(d <= atol + rtol * std::fabs(b[i]))) {  // NaN counts as a mismatch
+    if (std::isnan(d)) d = INFINITY;  // a NaN on either side is the worst difference
+    if (!(d <= atol + rtol * std::fabs(b[i]))) {
       if (bad < 5) first << "  [" << i << "] cuda " << a[i] << " cpu " << b[i] << "\n";
       ++bad;
     }
-    if (!(d <= worst)) worst = d, worst_i = i;
+    if (d > worst) worst = d, worst_i = i;
   }
   INFO(what << " " << shape_str(want.shape()) << ": " << bad << " mismatches (atol " << atol << ", rtol " << rtol
             << "), largest difference " << worst << " at " << worst_i << "\n"

@@ -128,8 +128,8 @@ TEST_CASE("conv2d forward: hand-computed") {
 
 TEST_CASE("conv2d forward matches the direct 7-loop convolution") {
   std::mt19937_64 rng(7);
-  // Small P (several images per GEMM, with a remainder group), large P (one
-  // image per GEMM), odd sizes, padding wider than the kernel reach, 1×1 in place.
+  // Small P (whole images grouped under one GEMM), large P (bands of output
+  // rows), odd sizes, padding wider than the kernel reach, 1×1 in place.
   const Conf confs[] = {
       {2, 3, 7, 9, 4, 3, 2, 2, 1, 1, 2, true},   {5, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, true},
       {4, 2, 30, 30, 3, 3, 3, 1, 1, 1, 1, false}, {2, 2, 50, 47, 3, 3, 3, 1, 1, 1, 1, true},
@@ -152,26 +152,31 @@ TEST_CASE("conv2d forward matches the direct 7-loop convolution") {
   }
 }
 
-TEST_CASE("conv2d kernels match the direct loops under every batching plan") {
+TEST_CASE("conv2d kernels match the direct loops under every tiling") {
   std::mt19937_64 rng(11);
-  // The kernel groups images into one im2col matrix; the tuning decides the
-  // group size and whether a group is one wide GEMM or one GEMM per image.
-  // Shrinking it runs every path (remainder groups included) on small shapes.
+  // The kernel cuts the work into im2col tiles: one image or a band of its
+  // output rows, or a group of whole images under one wide GEMM. Shrinking the
+  // tuning runs every cut (one-row bands, partial bands, remainder groups) on small shapes.
   const Conf confs[] = {{5, 2, 13, 12, 3, 3, 2, 2, 1, 1, 2, true},
                         {4, 3, 10, 9, 2, 3, 3, 1, 1, 1, 1, true},
                         {3, 1, 17, 13, 4, 7, 7, 2, 2, 3, 3, true},
                         {3, 2, 11, 10, 2, 5, 5, 3, 3, 3, 3, true},
                         {3, 4, 9, 8, 3, 1, 1, 1, 1, 0, 0, true},
-                        {2, 2, 50, 47, 3, 3, 3, 1, 1, 1, 1, true}};  // P ≥ 2048: per-image by default
+                        {2, 2, 4, 5, 3, 2, 2, 1, 1, 3, 3, true},   // border rows that read only padding
+                        // Large enough that im2col/col2im run on several threads:
+                        {2, 16, 40, 40, 3, 3, 3, 1, 1, 1, 1, true},
+                        {2, 16, 41, 40, 3, 3, 3, 2, 2, 1, 1, true}};
+  const int64_t huge = int64_t(1) << 40;
   for (const Conf& c : confs) {
     kernels::Conv2dDims d = dims_of(c);
     const int64_t K = c.C * c.KH * c.KW, P = d.OH * d.OW;
     const kernels::Conv2dCpuTuning tunings[] = {
-        {},                                // defaults
-        {1, 0},                            // one image per group, per-image GEMMs
-        {1, int64_t(1) << 40},             // one image per group, wide GEMM
-        {2 * K * P, 0},                    // two images per group (+ remainder), per-image GEMMs
-        {2 * (K + c.O) * P, int64_t(1) << 40}};  // two per group, wide GEMM + scatter
+        {},                           // defaults
+        {0, 1},                       // bands of one output row
+        {0, 3 * K * d.OW},            // bands of up to three rows (balanced, some partial)
+        {0, huge},                    // one tile per image
+        {huge, 1},                    // groups of one whole image
+        {huge, 2 * (K + c.O) * P}};   // groups of two (+ remainder): wide GEMM + scatter
     std::vector<double> x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng).to_vector();
     std::vector<double> w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng).to_vector();
     std::vector<double> b = test::rand_tensor({c.O}, rng).to_vector();
@@ -181,7 +186,7 @@ TEST_CASE("conv2d kernels match the direct loops under every batching plan") {
     std::vector<double> want_gx(x.size(), 0.25), want_gw(w.size(), 0.25), want_gb((size_t)c.O, 0.25);
     naive_backward(x, w, gy, want_gx, want_gw, want_gb, d);
     for (const auto& t : tunings) {
-      INFO(describe(c) << ", tuning {" << t.max_scratch << ", " << t.wide_below << "}");
+      INFO(describe(c) << ", tuning {" << t.wide_below << ", " << t.max_scratch << "}");
       std::vector<double> y(want_y.size(), -7.0);
       kernels::conv2d_forward_cpu(x.data(), w.data(), b.data(), y.data(), d, t);
       check_close(y, want_y, 1e-12, 1e-12);

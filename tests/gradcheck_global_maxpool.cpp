@@ -21,7 +21,7 @@ TEST_CASE("global_maxpool forward and backward: hand-computed, tie") {
   CHECK(x.grad().to_vector() == std::vector<double>{3, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0});
 }
 
-TEST_CASE("global_maxpool float32 matches float64; NaN propagates") {
+TEST_CASE("global_maxpool float32 matches float64 - NaN propagates") {
   std::mt19937_64 rng(31);
   Tensor x = test::distinct_tensor({2, 3, 9, 11}, rng);
   Tensor y64 = ops::global_maxpool(x), y32 = ops::global_maxpool(x.to(DType::f32));

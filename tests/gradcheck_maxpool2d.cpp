@@ -89,7 +89,7 @@ TEST_CASE("maxpool2d: hand-computed non-square kernel (3,2) stride (2,1) pad (1,
   CHECK(x.grad().to_vector() == std::vector<double>{1, 0, 1, 0, 0, 0, 1, 0, 1});
 }
 
-TEST_CASE("maxpool2d backward accumulates where windows overlap; NaN propagates") {
+TEST_CASE("maxpool2d backward accumulates where windows overlap - NaN propagates") {
   // kernel 3 stride 1 pad 1 on 3×3: all nine windows contain the centre max.
   Tensor x = Tensor::from_vector({0, 1, 2, 3, 10, 4, 5, 6, 7}, {1, 1, 3, 3}, DType::f64);
   x.set_requires_grad(true);

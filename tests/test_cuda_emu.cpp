@@ -258,7 +258,7 @@ TEST_CASE("emulation: shared memory nothing wrote reads as NaN, in every block")
   CHECK(wrong == 0);
 }
 
-TEST_CASE("emulation: scalar shared variables; shared memory beyond 48 KiB is an error") {
+TEST_CASE("emulation: scalar shared variables - shared memory beyond 48 KiB is an error") {
   std::vector<float> out(64, 0.f);
   CTG_LAUNCH(scalar_shared_and_too_much, 2, 32, 0, nullptr, out.data(), 0);
   CHECK(out == std::vector<float>(64, 3.f));

@@ -34,7 +34,7 @@ TEST_CASE("SGD with momentum and weight decay: two steps by hand") {
   CHECK(p.at(0) == doctest::Approx(p0 - 0.1 * b).epsilon(1e-14));
 }
 
-TEST_CASE("Adam: first step moves by lr·g/(|g|+eps); second step by the bias-corrected formula") {
+TEST_CASE("Adam: first step moves by lr·g/(|g|+eps) - second step by the bias-corrected formula") {
   Tensor p = param({1.0, -1.0, 0.5});
   Adam opt({{"p", p}}, /*lr*/ 0.01, /*wd*/ 0.0);
   set_grad(p, {0.2, -3.0, 1e-3});
@@ -50,7 +50,7 @@ TEST_CASE("Adam: first step moves by lr·g/(|g|+eps); second step by the bias-co
   CHECK(opt.steps() == 2);
 }
 
-TEST_CASE("Adam L2 decay adds λp to the gradient; AdamW shrinks the weight instead") {
+TEST_CASE("Adam L2 decay adds λp to the gradient - AdamW shrinks the weight instead") {
   Tensor a = param({2.0}), b = param({2.0});
   Adam adam({{"a", a}}, 0.1, 0.5, false), adamw({{"b", b}}, 0.1, 0.5, true);
   set_grad(a, {0.0});

@@ -45,23 +45,28 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
                 str(d.PW) + "): output size would be < 1");
   d.OH = span_h / d.SH + 1, d.OW = span_w / d.SW + 1;
 
-  Tensor y = Tensor::empty({d.N, d.O, d.OH, d.OW}, x.dtype());
-  detail::check_has_cuda_kernel(x, false, "conv2d");
-  CTG_DISPATCH_FLOAT(x.dtype(), "conv2d",
-                     kernels::conv2d_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
-                                                 detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), d));
+  Tensor y = Tensor::empty({d.N, d.O, d.OH, d.OW}, x.dtype(), x.device());
+  CTG_DISPATCH_DEVICE(x, "conv2d",
+                      kernels::conv2d_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
+                                                  detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), d),
+                      kernels::conv2d_forward_cuda(x.data<float>(), w.data<float>(), detail::ptr_or_null<float>(b),
+                                                   y.data<float>(), d));
   if (autograd::needs_grad({&x, &w, &b})) {
     auto node = autograd::record("conv2d", y, {x, w, b});
     node->save(x);
     node->save(w);
     node->backward = [d](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0), gw = autograd::input_grad(n, 1), gb = autograd::input_grad(n, 2);
-      autograd::trace("  conv2d_backward_cpu");
-      CTG_DISPATCH_FLOAT(gy.dtype(), "conv2d",
-                         kernels::conv2d_backward_cpu(
-                             n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(), gy.data<scalar_t>(),
-                             detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
-                             detail::ptr_or_null<scalar_t>(gb), d));
+      detail::trace_kernel("conv2d_backward", gy);
+      CTG_DISPATCH_DEVICE(gy, "conv2d",
+                          kernels::conv2d_backward_cpu(
+                              n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(), gy.data<scalar_t>(),
+                              detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
+                              detail::ptr_or_null<scalar_t>(gb), d),
+                          kernels::conv2d_backward_cuda(
+                              n.saved[0].data<float>(), n.saved[1].data<float>(), gy.data<float>(),
+                              detail::ptr_or_null<float>(gx), detail::ptr_or_null<float>(gw),
+                              detail::ptr_or_null<float>(gb), d));
     };
   }
   return y;

@@ -20,23 +20,28 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     detail::check_same_dtype(x, b, "linear", "bias");
     if (b.shape() != Shape{O}) throw Error("linear: bias " + shape_str(b.shape()) + " should be [" + std::to_string(O) + "]");
   }
-  Tensor y = Tensor::empty({N, O}, x.dtype());
-  detail::check_has_cuda_kernel(x, false, "linear");
-  CTG_DISPATCH_FLOAT(x.dtype(), "linear",
-                     kernels::linear_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
-                                                 detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), N, I, O));
+  Tensor y = Tensor::empty({N, O}, x.dtype(), x.device());
+  CTG_DISPATCH_DEVICE(x, "linear",
+                      kernels::linear_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
+                                                  detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), N, I, O),
+                      kernels::linear_forward_cuda(x.data<float>(), w.data<float>(), detail::ptr_or_null<float>(b),
+                                                   y.data<float>(), N, I, O));
   if (autograd::needs_grad({&x, &w, &b})) {
     auto node = autograd::record("linear", y, {x, w, b});
     node->save(x);
     node->save(w);
     node->backward = [N, I, O](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0), gw = autograd::input_grad(n, 1), gb = autograd::input_grad(n, 2);
-      autograd::trace("  linear_backward_cpu");
-      CTG_DISPATCH_FLOAT(gy.dtype(), "linear",
-                         kernels::linear_backward_cpu(
-                             n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(), gy.data<scalar_t>(),
-                             detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
-                             detail::ptr_or_null<scalar_t>(gb), N, I, O));
+      detail::trace_kernel("linear_backward", gy);
+      CTG_DISPATCH_DEVICE(gy, "linear",
+                          kernels::linear_backward_cpu(
+                              n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(), gy.data<scalar_t>(),
+                              detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
+                              detail::ptr_or_null<scalar_t>(gb), N, I, O),
+                          kernels::linear_backward_cuda(
+                              n.saved[0].data<float>(), n.saved[1].data<float>(), gy.data<float>(),
+                              detail::ptr_or_null<float>(gx), detail::ptr_or_null<float>(gw),
+                              detail::ptr_or_null<float>(gb), N, I, O));
     };
   }
   return y;
