@@ -10,6 +10,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/parallel.h"
+#include "kernels/cuda/impl.h"
 #include "kernels/cuda/runtime.h"
 #include "nets/nets.h"
 
@@ -18,6 +19,7 @@ namespace ctg::apps {
 namespace {
 struct StepArgs {
   std::string net = "cnn2", device = "cpu", optimizer = "adam";
+  std::string gemm_impl = "native", conv_impl = "native";
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
   bool trace = false;
@@ -25,6 +27,8 @@ struct StepArgs {
 
 void bench_step(const StepArgs& a) {
   const Device dev = parse_device(a.device);
+  kernels::set_gemm_impl(kernels::parse_gemm_impl(a.gemm_impl));
+  kernels::set_conv_impl(kernels::parse_conv_impl(a.conv_impl));
   set_num_threads(a.threads);
   auto model = nets::make_net(a.net, {a.size, 1, false});
   model->to(dev);
@@ -74,6 +78,8 @@ static Registrar reg([](CLI::App& app) {
   step->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber);
   step->add_option("--warmup", a->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
   step->add_option("--optimizer", a->optimizer, "adam|sgd");
+  step->add_option("--gemm-impl", a->gemm_impl, "native|cublas: every CUDA GEMM on ours or cuBLAS (comparison only)");
+  step->add_option("--conv-impl", a->conv_impl, "native|cudnn: CUDA conv2d on ours or cuDNN (comparison only)");
   step->add_flag("--trace", a->trace,
                  "print (to stderr) each forward op of the first step and each kernel its backward launches");
   step->callback([a]() { bench_step(*a); });

@@ -34,6 +34,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/impl.h"
 
 namespace ctg::kernels {
 
@@ -139,6 +140,7 @@ void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* 
                          const Conv2dCudaTuning& tune) {
   const int64_t K = d.C * d.KH * d.KW, P = d.OH * d.OW, O = d.O;
   if (d.N <= 0 || O <= 0 || P <= 0) return;
+  if (conv_impl() == ConvImpl::cudnn) return conv2d_forward_cudnn(x, w, b, y, d);  // --conv-impl cudnn (impl.h)
   if (b)
     CTG_LAUNCH(conv2d_fill_bias_kernel, grid_for(d.N * O * P), dim3(kConvThreads), 0, cuda_detail::stream(), b,
                y, d.N, O, P);
@@ -160,6 +162,7 @@ void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float
                           const Conv2dDims& d, const Conv2dCudaTuning& tune) {
   const int64_t K = d.C * d.KH * d.KW, P = d.OH * d.OW, O = d.O;
   if (d.N <= 0 || O <= 0 || P <= 0) return;
+  if (conv_impl() == ConvImpl::cudnn) return conv2d_backward_cudnn(x, w, gy, gx, gw, gb, d);  // --conv-impl cudnn
   if (gb)
     CTG_LAUNCH(conv2d_backward_bias_kernel, dim3((unsigned)O), dim3(kConvThreads), 0, cuda_detail::stream(), gy,
                gb, d.N, O, P);

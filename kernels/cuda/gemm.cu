@@ -34,6 +34,7 @@
 #include <string>
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/impl.h"
 
 namespace ctg::kernels {
 
@@ -193,6 +194,10 @@ void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmBatch& batch,
                const GemmOptions& opt) {
   if (M <= 0 || N <= 0 || batch.count <= 0) return;
+  if (gemm_impl() == GemmImpl::cublas) {  // --gemm-impl cublas (kernels/cuda/impl.h): for comparison only
+    gemm_cublas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, batch);
+    return;
+  }
   const int64_t count = batch.count, outs = batch.sum ? 1 : count;
   GemmArgs g{M, N, std::max<int64_t>(K, 0), alpha, beta, A, lda, batch.stride_a, B, ldb, batch.stride_b,
              C, ldc, batch.stride_c, count, 1, 1, 0};
