@@ -66,7 +66,7 @@ struct Buf {
   float* f() const { return static_cast<float*>(p); }
 };
 
-struct Impl {
+struct Impl {  // the implementations one column runs
   GemmImpl gemm = GemmImpl::native;
   ConvImpl conv = ConvImpl::native;
 };
@@ -110,8 +110,8 @@ struct Bench {
     }
     double diff = 0, scale = 0;
     for (size_t i = 0; i < r[0].size(); ++i) {
-      diff = std::max(diff, (double)std::fabs(r[1][i] - r[0][i]));
-      scale = std::max(scale, (double)std::fabs(r[0][i]));
+      const double e = std::fabs((double)r[1][i] - r[0][i]);  // a NaN on the alt side is the worst difference
+      diff = std::isnan(e) ? INFINITY : std::max(diff, e), scale = std::max(scale, (double)std::fabs(r[0][i]));
     }
     return scale > 0 ? diff / scale : diff;
   }
@@ -119,16 +119,14 @@ struct Bench {
   void rows(const char* op, const std::string& shape, int count, const std::vector<Pass>& passes,
             bool has_alt) const {
     for (const Pass& p : passes) {
-      const double nat = time_ms(p, Impl{});
-      const double rate = p.work / (nat * 1e6);  // GFLOP/s or GB/s
-      std::printf("%-12s %-34s %2d  %-16s %10.3f %9.1f %-6s", op, shape.c_str(), count, p.name, nat, rate,
-                  p.flops ? "GFLOP" : "GB");
-      if (has_alt) {
-        const double alt_ms = time_ms(p, alt);
+      const double nat = time_ms(p, Impl{});  // rates: work / (ms · 1e6) = GFLOP/s or GB/s
+      std::printf("%-12s %-40s %2d  %-16s %10.3f %9.1f %-7s", op, shape.c_str(), count, p.name, nat,
+                  p.work / (nat * 1e6), p.flops ? "GFLOP/s" : "GB/s");
+      const double alt_ms = has_alt ? time_ms(p, alt) : 0;
+      if (has_alt)
         std::printf(" %10.3f %9.1f %7.2f %10.1e\n", alt_ms, p.work / (alt_ms * 1e6), nat / alt_ms, rel_diff(p));
-      } else {
+      else
         std::printf(" %10s %9s %7s %10s\n", "-", "-", "-", "-");
-      }
       std::fflush(stdout);
     }
   }
@@ -155,8 +153,7 @@ struct Bench {
 
   void linear(int64_t I, int64_t O) const {
     const int64_t N = a.batch;
-    Buf x(N * I, 1), w(O * I, 2), b(O, 3), y(N * O, 4), gy(N * O, 5), gx(N * I, 6),
-        gw(O * I, 7), gb(O, 8);
+    Buf x(N * I, 1), w(O * I, 2), b(O, 3), y(N * O, 4), gy(N * O, 5), gx(N * I, 6), gw(O * I, 7), gb(O, 8);
     const double flops = 2.0 * N * I * O;
     const std::string shape = "fc1 " + std::to_string(N) + "x" + std::to_string(I) + " ->" + std::to_string(O);
     rows("linear", shape, 1,
@@ -222,13 +219,18 @@ struct Bench {
 };
 
 void bench_kernels(const KernelArgs& a) {
-  if (a.device != "cuda") throw Error("--device: bench kernels times CUDA kernels; expected cuda, got '" + a.device + "'");
-  cuda::require_device("bench kernels");
+  if (a.device != "cuda")
+    throw Error("--device: bench kernels times CUDA kernels; expected cuda, got '" + a.device + "'");
+  if (!cuda::available())  // one line; the CPU has no kernels to compare
+    throw Error("bench kernels: " + cuda::device_description() +
+                (cuda::is_emulated() ? "; set CTGRAD_CUDA_EMULATE=1 for a smoke run on the CPU emulation"
+                                     : "; this command needs a GPU"));
   if (a.size < 32) throw Error("--size: ResNet18 needs an input of at least 32, got " + std::to_string(a.size));
   if (cuda::is_emulated() && (a.size > 128 || a.batch > 2))
     throw Error("bench kernels: --size " + std::to_string(a.size) + " --batch " + std::to_string(a.batch) +
-                " on the CPU emulation would take hours; use e.g. --size 64 --batch 1 --repeat 1 for a smoke run");
-  kernels::set_allow_tf32(a.allow_tf32);
+                " is too big for the CPU emulation (at most --size 128 --batch 2); "
+                "use --size 64 --batch 1 for a smoke run");
+  if (a.allow_tf32) kernels::set_allow_tf32(true);  // else the default (CTGRAD_ALLOW_TF32, off)
   Impl alt;
   alt.gemm = a.gemm_impl == "auto" ? (kernels::cublas_available() ? GemmImpl::cublas : GemmImpl::native)
                                    : kernels::parse_gemm_impl(a.gemm_impl);
@@ -236,17 +238,16 @@ void bench_kernels(const KernelArgs& a) {
                                    : kernels::parse_conv_impl(a.conv_impl);
   { kernels::ScopedGemmImpl g(alt.gemm); kernels::ScopedConvImpl c(alt.conv); }  // unavailable: a clear error now
 
-  std::vector<std::string> ops;
+  const std::vector<std::string> known{"conv2d", "linear", "batchnorm2d", "maxpool2d", "relu", "add"};
   std::istringstream list(a.ops);
-  for (std::string op; std::getline(list, op, ',');) {
-    if (op != "conv2d" && op != "linear" && op != "batchnorm2d" && op != "maxpool2d" && op != "relu" && op != "add")
+  for (std::string op; std::getline(list, op, ',');)
+    if (std::find(known.begin(), known.end(), op) == known.end())
       throw Error("--ops: unknown op '" + op + "' (expected conv2d, linear, batchnorm2d, maxpool2d, relu, add)");
-    ops.push_back(op);
-  }
-  auto want = [&](const char* op) { return std::find(ops.begin(), ops.end(), op) != ops.end(); };
+  auto want = [&](const std::string& op) { return ("," + a.ops + ",").find("," + op + ",") != std::string::npos; };
 
   const int64_t S = a.size, h1 = (S + 6 - 7) / 2 + 1, hp = (h1 + 2 - 3) / 2 + 1;
-  const int64_t h[5] = {0, hp, (hp - 1) / 2 + 1, ((hp - 1) / 2) / 2 + 1, (((hp - 1) / 2) / 2) / 2 + 1};
+  int64_t h[5] = {0, hp};  // layer i's side: 3x3 s2 p1 halves it (rounding up)
+  for (int i = 2; i <= 4; ++i) h[i] = (h[i - 1] - 1) / 2 + 1;
   std::printf("bench kernels: ResNet18 at batch %lld, %lldx%lld, 1 channel; Dense(20) fc1\n", (long long)a.batch,
               (long long)S, (long long)S);
   std::printf("device: %s\n", cuda::device_description().c_str());
@@ -257,9 +258,9 @@ void bench_kernels(const KernelArgs& a) {
               kernels::impl_name(alt.conv), kernels::cublas_status().c_str(), kernels::cudnn_status().c_str());
   std::printf("precision: %s; time: mean of %d runs after %d warm-up; n = uses in the net; ratio = native/alt; "
               "diff = max|alt-native|/max|native|\n\n",
-              a.allow_tf32 ? "TF32 tensor cores allowed in the alternatives" : "FP32 everywhere (TF32 off)",
+              kernels::allow_tf32() ? "TF32 tensor cores allowed in the alternatives" : "FP32 everywhere (TF32 off)",
               a.repeat, a.warmup);
-  std::printf("%-12s %-34s %2s  %-16s %10s %9s %-6s %10s %9s %7s %10s\n", "op", "shape", "n", "pass", "native ms",
+  std::printf("%-12s %-40s %2s  %-16s %10s %9s %-7s %10s %9s %7s %10s\n", "op", "shape", "n", "pass", "native ms",
               "rate", "unit", "alt ms", "rate", "ratio", "diff");
   Bench b{a, alt};
   if (want("conv2d")) {
@@ -280,10 +281,9 @@ void bench_kernels(const KernelArgs& a) {
     for (int i = 1; i <= 4; ++i) b.batchnorm2d(int64_t(32) << i, h[i], i == 1 ? 4 : 5);
   }
   if (want("maxpool2d")) b.maxpool2d(64, h1);
-  if (want("relu") || want("add")) {
-    if (want("relu")) b.elementwise(64, h1, 1, 0, true, false);
-    for (int i = 1; i <= 4; ++i) b.elementwise(int64_t(32) << i, h[i], 4, 2, want("relu"), want("add"));
-  }
+  if (want("relu")) b.elementwise(64, h1, 1, 0, true, false);
+  for (int i = 1; i <= 4 && (want("relu") || want("add")); ++i)
+    b.elementwise(int64_t(32) << i, h[i], 4, 2, want("relu"), want("add"));
 }
 }  // namespace
 
@@ -299,7 +299,8 @@ static Registrar reg([](CLI::App& app) {
   k->add_option("--device", a->device, "cuda (the only device these kernels run on)");
   k->add_option("--gemm-impl", a->gemm_impl, "alt column's GEMM: auto (cublas when available)|native|cublas");
   k->add_option("--conv-impl", a->conv_impl, "alt column's conv2d: auto (cudnn when available)|native|cudnn");
-  k->add_flag("--allow-tf32", a->allow_tf32, "let cuBLAS/cuDNN use TF32 tensor cores (default: full FP32)");
+  k->add_flag("--allow-tf32", a->allow_tf32,
+              "let cuBLAS/cuDNN use TF32 tensor cores (default: full FP32, or CTGRAD_ALLOW_TF32=1)");
   k->callback([a, rep, warm]() {
     // On the emulation one run per pass is plenty unless asked otherwise.
     if (cuda::is_emulated() && rep->count() == 0) a->repeat = 1;

@@ -38,7 +38,7 @@ std::string error_of(const std::function<void()>& f) {
 float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 bool gpu_with(bool available, const char* what) {
   if (!cuda::is_emulated() && available && cuda::available()) return true;
-  MESSAGE(what << " not run: it needs a native build on a GPU (" << kernels::cublas_status() << "; "
+  MESSAGE(std::string(what) << " not run: it needs a native build on a GPU (" << kernels::cublas_status() << "; "
                << kernels::cudnn_status() << ")");
   return false;
 }
@@ -152,9 +152,9 @@ TEST_CASE("impl select: conv2d through cuDNN and through cuBLAS matches the CPU 
       const kernels::Conv2dDims d{c.N, c.C, c.H, c.W, c.O, c.K, c.K, c.S, c.S, c.P, c.P,
                                   (c.H + 2 * c.P - c.K) / c.S + 1, (c.W + 2 * c.P - c.K) / c.S + 1};
       CAPTURE(c.C); CAPTURE(c.K); CAPTURE(c.S); CAPTURE(alt);
-      const Tensor x = test::rand_f32({d.N, d.C, d.H, d.W}, rng), w = test::rand_f32({d.O, d.C, d.K, d.K}, rng);
+      const Tensor x = test::rand_f32({d.N, d.C, d.H, d.W}, rng), w = test::rand_f32({d.O, d.C, d.KH, d.KW}, rng);
       const Tensor b = c.bias ? test::rand_f32({d.O}, rng) : Tensor(), gy = test::rand_f32({d.N, d.O, d.OH, d.OW}, rng);
-      const Tensor gx0 = test::rand_f32({d.N, d.C, d.H, d.W}, rng), gw0 = test::rand_f32({d.O, d.C, d.K, d.K}, rng);
+      const Tensor gx0 = test::rand_f32({d.N, d.C, d.H, d.W}, rng), gw0 = test::rand_f32({d.O, d.C, d.KH, d.KW}, rng);
       const Tensor gb0 = c.bias ? test::rand_f32({d.O}, rng) : Tensor();
       auto run = [&](Device dev) {
         auto on = [&](const Tensor& t) { return t.defined() ? test::fresh_on(t, dev) : Tensor(); };
@@ -175,7 +175,7 @@ TEST_CASE("impl select: conv2d through cuDNN and through cuBLAS matches the CPU 
         return out;
       };
       const auto want = run(Device::cpu), got = run(Device::cuda);
-      const double k = (double)std::max({d.C * d.K * d.K, d.O * d.K * d.K, d.N * d.OH * d.OW});
+      const double k = (double)std::max({d.C * d.KH * d.KW, d.O * d.KH * d.KW, d.N * d.OH * d.OW});
       const double atol = (alt == 0 ? 1e-4 : 1e-5) * std::sqrt(k), rtol = alt == 0 ? 1e-3 : 1e-4;
       const char* names[] = {"conv2d y", "conv2d gx", "conv2d gW", "conv2d gb"};
       for (int i = 0; i < 4; ++i)
