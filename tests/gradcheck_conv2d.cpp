@@ -5,6 +5,7 @@
 #include "engine/ops.h"
 #include "kernels/conv2d.h"
 #include "tests/gradcheck.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 
@@ -85,14 +86,7 @@ std::string describe(const Conf& c) {
 
 ops::Conv2dParams params_of(const Conf& c) { return {c.SH, c.SW, c.PH, c.PW}; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ctg::test::error_of;
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace

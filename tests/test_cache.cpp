@@ -16,6 +16,7 @@
 #include "data/prep.h"
 #include "data/synth.h"
 #include "engine/tensor.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 using namespace ctg::data;
@@ -23,27 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("ctgrad_cache_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string operator/(const std::string& name) const { return (dir / name).string(); }
-  size_t entries() const { return (size_t)std::distance(fs::directory_iterator(dir), fs::directory_iterator()); }
-};
+using ctg::test::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ctg::test::error_of;
 
 // Record r's pixels: distinct per record and pixel, in [0, 1].
 float pattern(int64_t r, int64_t i) { return (float)((r * 131 + i * 7) % 1000) / 999.0f; }

@@ -11,6 +11,7 @@
 
 #include "data/cohort.h"
 #include "engine/tensor.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 using namespace ctg::data;
@@ -18,17 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("ctgrad_cohort_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string str() const { return dir.string(); }
-};
+using ctg::test::TempDir;
 
 // scan_cohort looks at names only, so empty files stand in for volumes.
 // Study ids run on across grades, as in MosMedData.
@@ -45,14 +36,7 @@ void make_layout(const TempDir& t, const std::vector<int>& per_grade) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ctg::test::error_of;
 
 }  // namespace
 

@@ -21,20 +21,14 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/impl.h"
 #include "tests/cuda_check.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 using kernels::ConvImpl;
 using kernels::GemmImpl;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ctg::test::error_of;
 float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 bool gpu_with(bool available, const char* what) {
   if (!cuda::is_emulated() && available && cuda::available()) return true;

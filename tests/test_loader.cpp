@@ -14,6 +14,7 @@
 
 #include "data/loader.h"
 #include "kernels/cuda/runtime.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 using namespace ctg::data;
@@ -42,14 +43,7 @@ class FakeDataset : public Dataset {
   int sleep_us_;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ctg::test::error_of;
 
 // All items of one epoch in delivery order, checking each batch's contents.
 std::vector<int64_t> run_epoch(DataLoader& l, int64_t epoch) {

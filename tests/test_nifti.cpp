@@ -15,6 +15,7 @@
 
 #include "data/nifti.h"
 #include "engine/tensor.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 using namespace ctg::data;
@@ -24,17 +25,7 @@ namespace {
 
 std::string fixture(const std::string& rel) { return std::string(CTGRAD_SOURCE_DIR) + "/../shared/fixtures/" + rel; }
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("ctgrad_nifti_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
+using ctg::test::TempDir;
 
 void save(const std::string& path, const std::vector<uint8_t>& b) {
   std::ofstream(path, std::ios::binary).write((const char*)b.data(), (std::streamsize)b.size());
