@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "apps/commands.h"
+#include "apps/progress.h"
 #include "data/prep.h"
 #include "engine/tensor.h"
 
@@ -19,35 +20,11 @@ struct PrepArgs {
   std::string negative = "CT-0,CT-1", positive = "CT-2,CT-3,CT-4", dtype = "f32";
 };
 
-// A bar redrawn in place when stderr is a terminal; otherwise a line every
-// ~10 % (logs and CI output stay readable and short).
-class Progress {
- public:
-  Progress() : tty_(::isatty(2) == 1), t0_(std::chrono::steady_clock::now()) {}
-  void operator()(int64_t done, int64_t total) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-    const double rate = s > 0 ? (double)done / s : 0;
-    const double eta = rate > 0 ? (double)(total - done) / rate : 0;
-    if (tty_) {
-      const int width = 30, fill = (int)(width * done / total);
-      std::fprintf(stderr, "\r  [%s%s] %lld/%lld patients  %.1f/s  ETA %.0fs ", std::string((size_t)fill, '#').c_str(),
-                   std::string((size_t)(width - fill), '.').c_str(), (long long)done, (long long)total, rate, eta);
-      if (done == total) std::fputc('\n', stderr);
-    } else if (done == total || done * 10 / total != (done - 1) * 10 / total) {
-      std::fprintf(stderr, "  prep: %lld/%lld patients (%.1f/s)\n", (long long)done, (long long)total, rate);
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  bool tty_;
-  std::chrono::steady_clock::time_point t0_;
-};
 
 void run_prep(PrepArgs a) {
   if (a.opt.split_csv.empty()) a.opt.mapping = data::parse_class_mapping(a.negative, a.positive);
   a.opt.dtype = data::parse_slice_dtype(a.dtype);
-  Progress progress;
+  Progress progress("prep", "patients");
   const data::PrepReport r = data::prep_cache(a.opt, [&](int64_t d, int64_t t) { progress(d, t); });
   for (const auto& s : r.skipped)
     std::fprintf(stderr, "  skipped %s (%s): %s\n", s.patient.c_str(), data::split_name(s.split), s.reason.c_str());

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "apps/commands.h"
+#include "apps/progress.h"
 #include "data/synth.h"
 #include "engine/tensor.h"
 
@@ -19,26 +20,17 @@ struct SynthArgs {
 
 void run_synth(const SynthArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  const bool tty = ::isatty(STDOUT_FILENO) != 0;
   const int64_t total = 5 * a.opt.patients_per_grade;
-  const int64_t every = std::max<int64_t>(1, total / 10);
   uint64_t bytes = 0;
   std::printf("synth: %lld patients (%lld per grade), %lld² × %lld slices, seed %llu → %s\n", (long long)total,
               (long long)a.opt.patients_per_grade, (long long)a.opt.size, (long long)a.opt.slices,
               (unsigned long long)a.opt.seed, a.out.c_str());
   std::fflush(stdout);
-  // Called under the cohort's lock, so printing needs no lock of its own.
+  // Called under the cohort's lock, so the counters need no lock of their own.
+  Progress bar("synth", "files");
   auto progress = [&](int64_t done, int64_t n, const data::SynthPatient& p) {
     bytes += p.bytes;
-    if (tty) {
-      const int width = 40, filled = (int)(width * done / n);
-      std::printf("\r[%s%s] %lld/%lld", std::string((size_t)filled, '#').c_str(),
-                  std::string((size_t)(width - filled), '.').c_str(), (long long)done, (long long)n);
-      if (done == n) std::printf("\n");
-    } else if (done % every == 0 || done == n) {
-      std::printf("  %lld/%lld written (last: %s)\n", (long long)done, (long long)n, p.path.c_str());
-    }
-    std::fflush(stdout);
+    bar(done, n);
   };
   const auto patients = data::synth_cohort(a.out, a.opt, progress);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
