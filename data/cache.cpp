@@ -93,6 +93,12 @@ void AtomicFile::write_at(const void* data, size_t bytes, uint64_t offset) {
 
 void AtomicFile::write(const void* data, size_t bytes) { write_at(data, bytes, size_); }
 
+void write_file_atomic(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
 void AtomicFile::commit() {
   if (committed_) return;
   if (::fsync(fd_) != 0) throw Error(path_ + ": fsync failed: " + errno_text());

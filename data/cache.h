@@ -63,6 +63,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// The whole of `text` as the file at `path`, atomically (an AtomicFile).
+void write_file_atomic(const std::string& path, const std::string& text);
+
 enum class SliceDType : uint32_t { f32 = 0, u8 = 1 };
 const char* slice_dtype_name(SliceDType d);
 SliceDType parse_slice_dtype(const std::string& s, const std::string& flag = "--dtype");

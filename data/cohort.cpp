@@ -171,9 +171,7 @@ void write_split_csv(const std::string& path, const std::vector<Patient>& patien
   for (const auto& p : patients)
     text += csv_field(p.id) + "," + std::to_string(p.grade) + "," + std::to_string(p.label) + "," +
             split_name(p.split) + "," + csv_field(p.path) + "\n";
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
+  write_file_atomic(path, text);
 }
 
 // One CSV record (quoted fields may not span lines: ids and paths never hold newlines).
