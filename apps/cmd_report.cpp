@@ -1,0 +1,32 @@
+// ctgrad report: one self-contained HTML page comparing trained runs (the
+// study's Figures 6–8), from their run directories (train/run.h).
+#include <cstdio>
+
+#include "apps/commands.h"
+#include "report/report.h"
+
+namespace ctg::apps {
+
+namespace {
+struct ReportArgs {
+  std::vector<std::string> runs;
+  std::string out;
+};
+}  // namespace
+
+static Registrar reg([](CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "report",
+      "Write OUT/report.html: one self-contained page (inline SVG, no scripts, no network) with the summary table "
+      "(AUC, F1, MCC, sensitivity, specificity, params, training time), ROC, precision-recall and DET curves, F1/FM/"
+      "balanced accuracy against threshold, score histograms, confusion matrices, central-slice vs 10-slice ROC and "
+      "the training curves of every RUN. Threshold-dependent numbers use the max-F1 threshold of the validation "
+      "scores, applied to test. Each RUN needs config.json, summary.json, metrics.csv (ctgrad train) and "
+      "scores_val.csv, scores_test.csv (ctgrad eval); scores_test_central.csv is optional.");
+  auto a = std::make_shared<ReportArgs>();
+  cmd->add_option("runs", a->runs, "run directories (ctgrad train --out)")->required();
+  cmd->add_option("--out", a->out, "output directory (created if needed); the page is OUT/report.html")->required();
+  cmd->callback([a]() { std::printf("%s\n", report::build_report(a->runs, a->out).c_str()); });
+});
+
+}  // namespace ctg::apps
