@@ -73,6 +73,9 @@ class Dropout : public Module {
   Dropout(double p, uint64_t seed) : p(p), gen_(seed) {}
   std::string type_name() const override { return "Dropout"; }
   double p;
+  // Restart the mask stream (the trainer reseeds every epoch from (seed,
+  // epoch) so a resumed run draws the masks an uninterrupted one would).
+  void reseed(uint64_t seed) { gen_ = Generator(seed); }
 
  protected:
   Tensor forward(const Tensor& x) override { return ops::dropout(x, p, is_training(), gen_.next_u64()); }

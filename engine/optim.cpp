@@ -26,13 +26,32 @@ NamedTensorList Optimizer::state_dict() const {
   return out;
 }
 
+// A buffer "<param>.<name>" goes where its parameter lives, with its shape
+// checked: a state dict from another net or a CUDA run resumed on the CPU
+// (or the reverse) must either fit exactly or fail naming the key.
+Tensor Optimizer::place_state(const std::string& key, const Tensor& t) const {
+  const Tensor* param = nullptr;
+  size_t best = 0;
+  for (auto& [name, p] : params_)
+    if (key.size() > name.size() && key.compare(0, name.size(), name) == 0 && key[name.size()] == '.' &&
+        name.size() > best)
+      param = &p, best = name.size();
+  if (!param) throw Error("optimizer state: '" + key + "' belongs to no parameter of this model");
+  if (t.shape() != param->shape())
+    throw Error("optimizer state: '" + key + "' has shape " + shape_str(t.shape()) + ", its parameter " +
+                shape_str(param->shape()));
+  Tensor out = Tensor::empty(t.shape(), param->dtype(), param->device());
+  out.copy_(t);
+  return out;
+}
+
 void Optimizer::load_state_dict(const NamedTensorList& sd) {
   state_.clear();
   bool have_step = false, have_lr = false;
   for (auto& [k, t] : sd) {
     if (k == "step") step_ = (int64_t)t.item(), have_step = true;
     else if (k == "lr") lr_ = t.item(), have_lr = true;
-    else state_[k] = t.clone();
+    else state_[k] = place_state(k, t);
   }
   if (!have_step || !have_lr) throw Error("optimizer state: 'step' or 'lr' is missing");
 }

@@ -27,6 +27,7 @@ class Optimizer {
   void load_state_dict(const NamedTensorList& sd);
 
  protected:
+  Tensor place_state(const std::string& key, const Tensor& t) const;
   // Per-parameter buffer `name`, created as zeros on first use.
   Tensor& buffer(const std::string& param, const std::string& name, const Tensor& like);
   NamedTensorList params_;

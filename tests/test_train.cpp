@@ -1,0 +1,244 @@
+// ctgrad train/eval/predict on a tiny synthetic cohort: the run folder's
+// files, resume after a kill equals an uninterrupted run bit for bit, bad
+// settings fail before any work, eval's per-patient scores, predict on a
+// real chest CT.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/prep.h"
+#include "data/synth.h"
+#include "engine/checkpoint.h"
+#include "nets/nets.h"
+#include "test_util.h"
+#include "train/evaluate.h"
+#include "train/predict.h"
+#include "train/run.h"
+#include "train/trainer.h"
+
+using namespace ctg;
+using ctg::test::error_of;
+using ctg::test::TempDir;
+
+namespace {
+
+// One cohort and cache for the whole file (30 patients, 48² slices).
+const std::string& tiny_cache() {
+  static TempDir dir;
+  static std::string cache;
+  if (cache.empty()) {
+    data::SynthOptions so;
+    so.patients_per_grade = 6;
+    so.size = 64;
+    so.slices = 24;
+    so.seed = 5;
+    so.workers = 2;
+    data::synth_cohort(dir / "cohort", so);
+    data::PrepOptions po;
+    po.data_dir = dir / "cohort";
+    po.out = dir / "c.bin";
+    po.size = 48;
+    po.workers = 2;
+    data::prep_cache(po);
+    cache = po.out;
+  }
+  return cache;
+}
+
+train::TrainOptions tiny_options(const std::string& net, const std::string& out) {
+  train::TrainOptions o;
+  o.net = net;
+  o.data = tiny_cache();
+  o.out = out;
+  o.epochs = 3;
+  o.batch = 4;
+  o.device = "cpu";
+  o.workers = 2;
+  o.seed = 9;
+  o.lr = 1e-3;
+  return o;
+}
+
+// A cnn1 run of one epoch (for eval and predict).
+void one_epoch_run(const std::string& out) {
+  auto o = tiny_options("cnn1", out);
+  o.epochs = 1;
+  train::TrainHooks quiet;
+  quiet.quiet = true;
+  train::run_training(o, quiet);
+}
+
+std::vector<double> values(const std::string& file, const std::string& key) {
+  for (const auto& nt : load_safetensors(file).tensors)
+    if (nt.name == key) return nt.tensor.to(DType::f64).to_vector();
+  FAIL("no key " << key << " in " << file);
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("train writes the run folder: config, metrics per epoch, best and last checkpoints") {
+  TempDir t;
+  const auto o = tiny_options("cnn1", t / "run");
+  train::TrainHooks quiet;
+  quiet.quiet = true;
+  const train::TrainResult r = train::run_training(o, quiet);
+  CHECK(r.epochs_done == 3);
+  CHECK(r.rows.size() == 3);
+  for (const char* f : {"config.json", "metrics.csv", "summary.json", "best.safetensors", "last.safetensors",
+                        "last.state.safetensors"})
+    CHECK_MESSAGE(std::filesystem::exists(t / ("run/" + std::string(f))), f);
+  const auto rows = train::read_metrics_csv(t / "run/metrics.csv");
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].lr == doctest::Approx(1e-3));
+  CHECK(rows[2].lr == doctest::Approx(1e-3 * 0.95 * 0.95));  // ExponentialLR per epoch
+  for (const auto& row : rows) CHECK((row.val_auc >= 0 && row.val_auc <= 1));
+  const auto cfg = train::read_json_file(t / "run/config.json");
+  CHECK(cfg["net"] == "cnn1");
+  CHECK(cfg["params"].get<int64_t>() == nets::make_net("cnn1", {48})->num_parameters());
+  CHECK(cfg["split"]["val"].size() > 0);
+  CHECK(cfg["name"] == "run");
+  // best is the epoch with the highest validation AUC (the earliest on ties).
+  int64_t best = 1;
+  for (const auto& row : rows)
+    if (row.val_auc > rows[(size_t)best - 1].val_auc) best = row.epoch;
+  CHECK(r.best_epoch == best);
+  // best.safetensors loads strictly into a fresh net of the same kind.
+  auto net = nets::make_net("cnn1", {48});
+  load_module(t / "run/best.safetensors", *net);
+}
+
+TEST_CASE("a run killed after epoch 2 and resumed ends bit-identical to an uninterrupted run") {
+  TempDir t;
+  // ResNet18 with dropout: BN running statistics, the dropout stream, Adam's
+  // moments, the learning rate and the shuffle must all carry over.
+  auto o = tiny_options("resnet18", t / "whole");
+  o.dropout = "on";
+  train::TrainHooks quiet;
+  quiet.quiet = true;
+  const train::TrainResult whole = train::run_training(o, quiet);
+
+  auto k = tiny_options("resnet18", t / "killed");
+  k.dropout = "on";
+  train::TrainHooks kill = quiet;
+  kill.on_epoch = [](const train::EpochRow& r) {
+    if (r.epoch == 2) throw std::runtime_error("killed");
+  };
+  CHECK_THROWS_WITH(train::run_training(k, kill), "killed");
+  CHECK(train::read_metrics_csv(t / "killed/metrics.csv").size() == 2);
+  k.resume = true;
+  const train::TrainResult resumed = train::run_training(k, quiet);
+
+  for (const std::string key : {"conv1.weight", "layer4.1.bn2.running_var", "fc.weight", "fc.bias"})
+    CHECK_MESSAGE(values(t / "whole/last.safetensors", key) == values(t / "killed/last.safetensors", key), key);
+  CHECK(values(t / "whole/last.state.safetensors", "optim.fc.weight.exp_avg_sq") ==
+        values(t / "killed/last.state.safetensors", "optim.fc.weight.exp_avg_sq"));
+  // The metrics files agree to the digit (timings aside).
+  const auto a = train::read_metrics_csv(t / "whole/metrics.csv"), b = train::read_metrics_csv(t / "killed/metrics.csv");
+  REQUIRE(a.size() == 3);
+  REQUIRE(b.size() == 3);
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].train_loss == b[i].train_loss);
+    CHECK(a[i].val_loss == b[i].val_loss);
+    CHECK(a[i].val_auc == b[i].val_auc);
+    CHECK(a[i].lr == b[i].lr);
+  }
+  CHECK(resumed.rows.size() == whole.rows.size());
+  CHECK(resumed.best_epoch == whole.best_epoch);
+}
+
+TEST_CASE("train refuses bad settings before any work, naming the flag") {
+  TempDir t;
+  auto o = tiny_options("cnn1", t / "run");
+  o.net = "cnn3";
+  CHECK(error_of([&] { train::run_training(o); }).find("--net: unknown net 'cnn3'") == 0);
+  o = tiny_options("cnn1", t / "run");
+  o.batch = 0;
+  CHECK(error_of([&] { train::run_training(o); }).find("--batch") == 0);
+  o = tiny_options("cnn1", t / "run");
+  std::filesystem::create_directories(t / "empty");
+  o.data = t / "empty";
+  CHECK(error_of([&] { train::run_training(o); }).find("--data " + (t / "empty") + ": no studies/ folder") == 0);
+  o = tiny_options("cnn1", t / "run");
+  o.size = 64;  // the cache holds 48² slices
+  CHECK(error_of([&] { train::run_training(o); }).find("--size: 64 but the cache") == 0);
+  // Weights of another net.
+  auto other = nets::make_net("cnn2", {48});
+  save_module(t / "cnn2.safetensors", *other);
+  o = tiny_options("cnn1", t / "run");
+  o.init = t / "cnn2.safetensors";
+  const std::string e = error_of([&] { train::run_training(o); });
+  INFO(e);
+  CHECK(e.find("--init: ") == 0);
+  CHECK(e.find("cnn1 checkpoint") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(t / "run/metrics.csv"));
+  o = tiny_options("cnn1", t / "run");
+  o.resume = true;
+  CHECK(error_of([&] { train::run_training(o); }).find("--resume: ") == 0);
+}
+
+TEST_CASE("a cohort folder with one class only is refused naming the class") {
+  TempDir t;
+  data::SynthOptions so;
+  so.patients_per_grade = 2;
+  so.size = 32;
+  so.slices = 8;
+  so.workers = 1;
+  data::synth_cohort(t / "cohort", so);
+  for (const char* g : {"CT-2", "CT-3", "CT-4"}) std::filesystem::remove_all(t / ("cohort/studies/" + std::string(g)));
+  auto o = tiny_options("cnn1", t / "run");
+  o.data = t / "cohort";
+  o.size = 32;
+  CHECK(error_of([&] { train::run_training(o); }).find("--positive CT-2,CT-3,CT-4") == 0);
+}
+
+TEST_CASE("eval scores each patient as the mean of its slice scores and writes the curves") {
+  TempDir t;
+  one_epoch_run(t / "run");
+  train::EvalOptions eo;
+  eo.device = "cpu";
+  const auto out = train::evaluate_run(t / "run", eo);
+  REQUIRE(!out.patients.empty());
+  for (const auto& p : out.patients) {
+    REQUIRE(p.slice_scores.size() == p.slices.size());
+    double sum = 0;
+    for (double s : p.slice_scores) sum += s;
+    CHECK(p.score == doctest::Approx(sum / (double)p.slice_scores.size()));
+    CHECK(p.slices.size() >= 3);
+  }
+  const auto back = eval::read_scores_csv(out.scores_path);
+  REQUIRE(back.size() == out.patients.size());
+  CHECK(back[0].score == doctest::Approx(out.patients[0].score).epsilon(1e-8));
+  CHECK(std::filesystem::exists(t / "run/test_roc.csv"));
+  CHECK(std::filesystem::exists(t / "run/measures_test.txt"));
+  eo.central = true;
+  const auto central = train::evaluate_run(t / "run", eo);
+  for (const auto& p : central.patients) CHECK(p.slices.size() == 1);
+  CHECK(std::filesystem::exists(t / "run/scores_test_central.csv"));
+  eo.split = "train";
+  CHECK(error_of([&] { train::evaluate_run(t / "run", eo); }).find("--split") == 0);
+}
+
+TEST_CASE("predict scores a real chest CT with a trained run") {
+  TempDir t;
+  one_epoch_run(t / "run");
+  const std::string ct = std::string(CTGRAD_SOURCE_DIR) + "/../shared/fixtures/ct/lidc_chest_2slice.nii.gz";
+  // Without validation scores there is no threshold yet.
+  CHECK(error_of([&] { train::predict_run(t / "run", train::scan_slices(ct, 48), "cpu"); }).find("eval --run") !=
+        std::string::npos);
+  train::EvalOptions eo;
+  eo.split = "val";
+  eo.device = "cpu";
+  train::evaluate_run(t / "run", eo);
+  const auto scan = train::scan_slices(ct, 48);
+  CHECK(scan.depth == 2);
+  REQUIRE(scan.z.size() >= 1);  // a 2-slice scan: fewer than ten
+  CHECK(scan.z.size() <= 2);
+  const auto p = train::predict_run(t / "run", scan, "cpu");
+  CHECK((p.score > 0 && p.score < 1));
+  CHECK(p.slice_scores.size() == scan.z.size());
+  CHECK(error_of([&] { train::scan_slices(ct, 48, {5}); }).find("--slices: slice 5 is outside") == 0);
+  CHECK(error_of([&] { train::parse_slice_list("1,x"); }).find("--slices: 'x'") == 0);
+  CHECK(train::parse_slice_list("0,1") == std::vector<int64_t>{0, 1});
+}

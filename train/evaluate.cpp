@@ -1,0 +1,62 @@
+#include "train/evaluate.h"
+
+#include <sys/stat.h>
+
+#include "data/cache.h"
+#include "data/dataset.h"
+#include "engine/checkpoint.h"
+#include "nets/nets.h"
+#include "train/run.h"
+
+namespace ctg::train {
+
+LoadedRun load_run(const std::string& run, Device device) {
+  LoadedRun r;
+  r.dir = run;
+  const std::string cfg = run_file(run, "config.json");
+  struct stat st;
+  if (::stat(run.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw Error("--run: " + run + ": no such run folder");
+  r.config = read_json_file(cfg);
+  r.options = options_from_json(r.config, cfg);
+  r.net = nets::make_net(r.options.net, {r.options.size, r.options.seed, r.options.dropout_on()});
+  const std::string best = run_file(run, "best.safetensors");
+  if (::stat(best.c_str(), &st) != 0) throw Error(best + ": not found (has the run finished an epoch?)");
+  load_module(best, *r.net);
+  r.net->to(device);
+  r.net->eval();
+  return r;
+}
+
+EvalOutcome evaluate_run(const std::string& run, const EvalOptions& opt,
+                         const std::function<void(int64_t, int64_t)>& progress) {
+  const data::Split split = data::parse_split(opt.split);
+  if (split == data::Split::train) throw Error("--split: expected val or test (training patients have one slice)");
+  const Device dev = parse_device(opt.device);
+  LoadedRun r = load_run(run, dev);
+  std::string cache_path = opt.cache;
+  if (cache_path.empty()) {
+    if (!r.config.contains("cache") || !r.config["cache"].is_string())
+      throw Error(run_file(run, "config.json") + ": missing key 'cache'");
+    cache_path = r.config["cache"].get<std::string>();
+  }
+  auto cache = data::Cache::open(cache_path);
+  if (cache->side() != r.options.size)
+    throw Error(cache_path + ": holds " + std::to_string(cache->side()) + "² slices, the run's net takes " +
+                std::to_string(r.options.size) + "²");
+  auto ds = data::CacheDataset::of_split(cache, split, opt.central ? data::CacheView::central : data::CacheView::ten);
+  if (ds->size() == 0) throw Error(cache_path + ": no " + opt.split + " slices");
+  EvalOutcome out;
+  out.patients = per_patient(score_slices(*r.net, ds, opt.batch, dev, opt.workers, progress));
+  const std::string tag = opt.split + (opt.central ? "_central" : "");
+  out.scores_path = run_file(run, scores_name(opt.split, opt.central));
+  write_scores_csv(out.scores_path, out.patients);
+  const auto scored = as_scored(out.patients);
+  out.summary = eval::summarize(scored);
+  out.measures_path = run_file(run, "measures_" + tag + ".txt");
+  const std::string text = eval::format_summary(out.summary);
+  data::write_file_atomic(out.measures_path, text);
+  out.curve_paths = eval::write_curves(scored, run, tag + "_");
+  return out;
+}
+
+}  // namespace ctg::train

@@ -1,0 +1,41 @@
+// The study's own-scan check (SEED_NOTES section 7): one person's CT through
+// the same preprocessing, ten slices chosen as for a test patient, each
+// trained network's patient score against the threshold that run chose on
+// its validation patients (max F1, ties → lowest).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ctg::train {
+
+struct ScanSlices {
+  std::string path;
+  int64_t size = 0;
+  std::vector<int64_t> z;                 // the slices scored (oriented volume)
+  std::vector<std::vector<float>> pixels; // size·size each, in [0, 1]
+  int64_t depth = 0, usable = 0;
+};
+// Reads, orients and preprocesses the volume at `size`; picks the study's
+// ten slices, or `chosen` (z indices of the oriented volume) when given.
+// Errors: an unreadable file, z out of range, no usable lung slice.
+ScanSlices scan_slices(const std::string& nifti, int64_t size, const std::vector<int64_t>& chosen = {});
+
+struct Prediction {
+  std::string run, net;
+  double score = 0, threshold = 0;
+  std::vector<double> slice_scores;
+  bool severe() const { return score >= threshold; }
+};
+// Scores the slices with RUN's best network; the threshold comes from
+// RUN/scores_val.csv (written by `ctgrad train` and `ctgrad eval --split val`).
+Prediction predict_run(const std::string& run, const ScanSlices& scan, const std::string& device);
+
+// A DICOM folder → a NIfTI file in `tmp_dir` through dcm2niix (Debian's
+// package of that name); a clear error when it is not installed or fails.
+std::string dicom_to_nifti(const std::string& dicom_dir, const std::string& tmp_dir);
+
+// "3,7,12" → {3, 7, 12}; errors name --slices.
+std::vector<int64_t> parse_slice_list(const std::string& s);
+
+}  // namespace ctg::train

@@ -1,0 +1,40 @@
+// A run directory: what `ctgrad train` writes and `ctgrad eval`, `report` and
+// `predict` read. Every file is written atomically (temp + rename).
+//
+//   RUN/config.json        every setting of the run: name (the folder's base
+//                          name), net, params, size, epochs, batch, lr, lr_decay,
+//                          weight_decay, optimizer, momentum, device, workers,
+//                          pin_memory, seed, dropout, init (weights file or ""),
+//                          cache (the slice cache), split_csv, split
+//                          {"train":[ids],"val":[ids],"test":[ids]}, build
+//                          {version, compiler, cuda}, created (UTC time)
+//   RUN/metrics.csv        one row per finished epoch:
+//                          epoch,train_loss,val_loss,val_auc,lr,images_per_s,epoch_seconds,elapsed_seconds
+//                          (epoch counts from 1; lr is the rate used in that epoch;
+//                          val_loss is the mean slice BCE on the validation slices)
+//   RUN/last.safetensors   the model after the last finished epoch, plus
+//   RUN/last.optim.safetensors  its optimiser state and the trainer's
+//                          position (epoch, lr, best AUC), for --resume
+//   RUN/best.safetensors   the model of the epoch with the best validation AUC
+//                          (the earliest on ties)
+//   RUN/summary.json       best_epoch, best_val_auc, epochs_done, train_seconds
+//   RUN/scores_<split>.csv          (ctgrad eval; split val|test)
+//   RUN/scores_<split>_central.csv  (ctgrad eval --slices central)
+//                          patient,label,score,slices,slice_scores — score is
+//                          the mean of the slices' sigmoid outputs; `slices`
+//                          the z of each slice and `slice_scores` their
+//                          scores, space-separated within the field
+//   RUN/measures_<split>[_central].txt  `ctgrad metrics`' key: value lines
+//   RUN/<split>[_central]_{roc,pr,det,thresholds}.csv  curves (eval/metrics.h)
+#pragma once
+#include <string>
+
+namespace ctg::train {
+
+inline std::string run_file(const std::string& run, const std::string& name) { return run + "/" + name; }
+// "scores_test.csv", "scores_test_central.csv"
+inline std::string scores_name(const std::string& split, bool central) {
+  return "scores_" + split + (central ? "_central" : "") + ".csv";
+}
+
+}  // namespace ctg::train

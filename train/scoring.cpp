@@ -1,0 +1,90 @@
+#include "train/scoring.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "data/cache.h"
+#include "data/loader.h"
+#include "engine/autograd.h"
+
+namespace ctg::train {
+
+std::vector<SliceScore> score_slices(Module& net, std::shared_ptr<const data::Dataset> ds, int64_t batch,
+                                     Device device, int workers,
+                                     const std::function<void(int64_t, int64_t)>& progress) {
+  data::LoaderOptions lo;
+  lo.batch_size = batch;
+  lo.num_workers = workers;
+  lo.device = device;
+  lo.pin_memory = device == Device::cuda;
+  data::DataLoader loader(ds, lo);
+  net.eval();
+  autograd::NoGradGuard no_grad;
+  std::vector<SliceScore> out;
+  out.reserve((size_t)ds->size());
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    const std::vector<double> logits = net(b.images).to_vector();  // copies back from a device
+    if ((int64_t)logits.size() != b.size()) throw Error("score: the net returned a wrong number of logits");
+    for (int64_t i = 0; i < b.size(); ++i) {
+      const auto& item = ds->item(b.items[(size_t)i]);
+      const double x = logits[(size_t)i];
+      out.push_back({item.patient, item.label, item.z, x, 1.0 / (1.0 + std::exp(-x))});
+    }
+    if (progress) progress((int64_t)out.size(), ds->size());
+  }
+  return out;
+}
+
+double mean_bce(const std::vector<SliceScore>& s) {
+  if (s.empty()) return 0;
+  double sum = 0;
+  for (const auto& x : s)  // max(x,0) − x·y + log(1 + e^−|x|): no overflow for any logit
+    sum += std::max(x.logit, 0.0) - x.logit * x.label + std::log1p(std::exp(-std::fabs(x.logit)));
+  return sum / (double)s.size();
+}
+
+std::vector<PatientScore> per_patient(const std::vector<SliceScore>& s) {
+  std::vector<PatientScore> out;
+  for (const auto& x : s) {
+    if (out.empty() || out.back().patient != x.patient) out.push_back({x.patient, x.label, 0, {}, {}});
+    out.back().slices.push_back(x.z);
+    out.back().slice_scores.push_back(x.prob);
+  }
+  for (auto& p : out) {
+    double sum = 0;
+    for (double v : p.slice_scores) sum += v;
+    p.score = sum / (double)p.slice_scores.size();
+  }
+  return out;
+}
+
+std::vector<eval::Scored> as_scored(const std::vector<PatientScore>& p) {
+  std::vector<eval::Scored> out;
+  out.reserve(p.size());
+  for (const auto& x : p) out.push_back({x.score, x.label});
+  return out;
+}
+
+void write_scores_csv(const std::string& path, const std::vector<PatientScore>& p) {
+  std::ostringstream os;
+  os << "patient,label,score,slices,slice_scores\n";
+  char buf[64];
+  for (const auto& x : p) {
+    std::snprintf(buf, sizeof buf, "%.9g", x.score);
+    os << x.patient << ',' << x.label << ',' << buf << ',';
+    for (size_t i = 0; i < x.slices.size(); ++i) os << (i ? " " : "") << x.slices[i];
+    os << ',';
+    for (size_t i = 0; i < x.slice_scores.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "%.6g", x.slice_scores[i]);
+      os << (i ? " " : "") << buf;
+    }
+    os << '\n';
+  }
+  const std::string text = os.str();
+  data::write_file_atomic(path, text);
+}
+
+}  // namespace ctg::train

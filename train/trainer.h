@@ -1,0 +1,53 @@
+// The training loop of `ctgrad train` (SEED_NOTES section 4): minibatches of
+// the training patients' central slices with the reference's input noise,
+// BCE-with-logits, Adam or SGD with weight decay, ×lr_decay per epoch; after
+// each epoch the validation AUC per patient (mean of the ten slice scores)
+// decides which epoch is kept as best. Files: train/run.h.
+//
+// Resuming: RUN/last.state.safetensors holds everything the next epoch
+// depends on — the weights, the optimiser's moments and step, the learning
+// rate, the best AUC so far — and every random draw of epoch e (shuffle,
+// noise, dropout masks) is a function of (seed, e). So a run killed at any
+// point and resumed gives, on the CPU, bit for bit the weights an
+// uninterrupted run gives (tests/test_train.cpp checks it).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+
+namespace ctg::train {
+
+struct EpochRow {
+  int64_t epoch = 0;  // from 1
+  double train_loss = 0, val_loss = 0, val_auc = 0, lr = 0;
+  double images_per_s = 0, epoch_seconds = 0, elapsed_seconds = 0;
+};
+
+struct TrainHooks {
+  // Called after each epoch's files are written (tests throw here to
+  // simulate a run killed between epochs).
+  std::function<void(const EpochRow&)> on_epoch;
+  // (done, total) batches of the current epoch; for a progress bar.
+  std::function<void(int64_t epoch, int64_t done, int64_t total)> on_batch;
+  bool quiet = false;  // no log lines on stderr
+};
+
+struct TrainResult {
+  int64_t best_epoch = 0, epochs_done = 0;
+  double best_val_auc = 0, train_seconds = 0;
+  std::vector<EpochRow> rows;
+};
+
+// Trains o.net into o.out (a fresh run, or with o.resume the continuation of
+// the run there). Checks everything before the first epoch (validate(),
+// the data, the init weights against the net) and throws ctg::Error naming
+// the flag or file.
+TrainResult run_training(const TrainOptions& o, const TrainHooks& hooks = {});
+
+// Reads RUN/metrics.csv (errors name the file and line).
+std::vector<EpochRow> read_metrics_csv(const std::string& path);
+
+}  // namespace ctg::train
