@@ -3,7 +3,7 @@ BUILD ?= build
 CUDA ?= auto
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo clean
+.PHONY: all deps configure build app test demo clean
 
 all: build
 
@@ -16,11 +16,15 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
+# The ctgrad command alone (what the demo needs; the tests are not built).
+app: configure
+	@cmake --build $(BUILD) --target ctgrad -j $(JOBS) -- --no-print-directory
+
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-demo: build
-	@bash scripts/demo.sh
+demo: app
+	@BUILD=$(BUILD) bash scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log

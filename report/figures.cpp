@@ -200,9 +200,18 @@ std::string training(const std::vector<Run>& runs) {
     tl.points = vl.points = va.points = r.data->epochs.size() <= 30;
     loss.series.push_back(tl), loss.series.push_back(vl), auc.series.push_back(va);
   }
+  // A validation loss in the hundreds (BatchNorm's running statistics before
+  // they settle, in a first epoch) flattens every other curve: log scale then.
+  double lo = 1e300, hi = 0;
+  for (const auto& s : loss.series)
+    for (double v : s.y)
+      if (v > 0 && std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  const bool log_loss = hi > 0 && hi / lo > 100;
+  if (log_loss) loss.y.scale = Scale::log10, loss.y.label += " (log scale)";
   std::string out = "<div class=\"grid\">\n";
   out += figure(line_plot(loss), "<b>Training curves</b> from each run's <code>metrics.csv</code>: mean training loss "
-                "per epoch (solid) and mean validation slice loss (dashed).", loss.width);
+                "per epoch (solid) and mean validation slice loss (dashed)" +
+                std::string(log_loss ? ", on a log scale (the losses span more than 100×)." : "."), loss.width);
   out += figure(line_plot(auc), "<b>Validation AUC</b> per epoch (patients scored by their slices' mean). Ring: the best "
                 "epoch from <code>summary.json</code>, whose weights were evaluated.", auc.width);
   return out + "</div>\n";

@@ -1,18 +1,96 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on the built-in synthetic cohort.
-# The data pipeline and the train/eval/report commands land with their issues;
-# until then the demo shows the study's networks as the engine builds them.
+# `make demo`: the study's main job end to end on the built-in synthetic cohort.
+#
+#   1. a MosMed-like cohort (ctgrad synth), once
+#   2. its slice cache (preprocessing, once; `ctgrad train --data DIR` makes it)
+#   3. Dense(20), CNN2, ResNet18 — and ResNet18* from ImageNet weights when
+#      WEIGHTS=resnet18.pth (torchvision's file) or an imported .safetensors is given
+#   4. per-patient evaluation on the test split (10 slices and central only)
+#   5. runs/demo/report.html, and the own-scan check on one held-out volume
+#
+# Sizes (environment variables): the default is sized for two CPU cores —
+# 250 patients (50 per grade), 128² volumes of 32 slices, 64² network
+# inputs, 16/16/10 epochs; SIZE=512 runs the study's protocol (90 patients per
+# grade ≈ the report's 452, 512² inputs, 30 epochs) and wants a GPU.
+# A finished run is reused (delete runs/demo/<net> to retrain); a killed one
+# is resumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cat <<'TXT'
-ctgrad demo — what it will do once the data and training commands land:
-  1. generate a synthetic MosMed-like cohort   (ctgrad synth)
-  2. preprocess it into a slice cache           (ctgrad prep)
-  3. train Dense(20), CNN2, ResNet18 [, ResNet18* with ImageNet weights]  (ctgrad train)
-  4. evaluate per patient on the test split and write runs/demo/report.html  (ctgrad eval / report)
-Available now: the engine and the study's networks. Their Table 1 figures:
-TXT
-for net in dense20 dense50 dense100 dense100x100 cnn1 cnn2 resnet18; do
-  echo "== $net"
-  ./build/ctgrad summary --net "$net" --no-measure | tail -n 3
+
+SIZE=${SIZE:-64}
+DEVICE=${DEVICE:-auto}
+WEIGHTS=${WEIGHTS:-}
+OUT=${OUT:-runs/demo}
+BUILD=${BUILD:-build}
+if [ "$SIZE" -ge 512 ]; then
+  PATIENTS=${PATIENTS:-90}; MATRIX=${MATRIX:-512}; SLICES=${SLICES:-40}
+  EPOCHS_SMALL=${EPOCHS:-30}; EPOCHS_RESNET=${EPOCHS:-30}
+else
+  PATIENTS=${PATIENTS:-50}; MATRIX=${MATRIX:-128}; SLICES=${SLICES:-32}
+  EPOCHS_SMALL=${EPOCHS:-16}; EPOCHS_RESNET=${EPOCHS:-10}
+fi
+CTGRAD="$BUILD/ctgrad"
+COHORT="$OUT/cohort_${MATRIX}"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}  # robust when other processes share the cores
+t_start=$(date +%s)
+step() { echo; echo "== [$(( $(date +%s) - t_start ))s] $*"; }
+
+mkdir -p "$OUT"
+step "1. synthetic cohort: $PATIENTS patients per grade CT-0..CT-4, ${MATRIX}² × $SLICES slices"
+if [ -f "$COHORT/synth.csv" ]; then
+  echo "reusing $COHORT (delete it to regenerate)"
+else
+  "$CTGRAD" synth --out "$COHORT" --patients "$PATIENTS" --size "$MATRIX" --slices "$SLICES" --seed 1 | tail -n 3
+fi
+
+# train NAME RUN EPOCHS [extra flags]: a finished run is kept, a killed one resumed.
+train() {
+  local net=$1 run=$2 epochs=$3; shift 3
+  if [ -f "$run/summary.json" ] && grep -q "\"epochs_done\": $epochs," "$run/summary.json"; then
+    echo "reusing the finished run $run (delete it to retrain)"
+  elif [ -f "$run/last.state.safetensors" ]; then
+    "$CTGRAD" train --out "$run" --resume --device "$DEVICE" --epochs "$epochs" | grep -E "^(best_|train_seconds)"
+  else
+    "$CTGRAD" train --net "$net" --data "$COHORT" --out "$run" --size "$SIZE" --epochs "$epochs" \
+      --device "$DEVICE" --workers 2 "$@" | grep -E "^(best_|train_seconds)"
+  fi
+}
+
+step "2-3. preprocessing (once) and training on the central slice of each training patient"
+# Dense(20) at the study's lr 5e-3 dies in its first epoch here: Adam moves
+# each of the S² input weights by ~lr per step, so a hidden unit's input jumps
+# by ~S²·lr/4 and every ReLU ends up dead (val AUC exactly 0.5). 1e-4 trains.
+runs=()
+step "train dense20"; train dense20 "$OUT/dense20" "$EPOCHS_SMALL" --lr 1e-4; runs+=("$OUT/dense20")
+step "train cnn2"; train cnn2 "$OUT/cnn2" "$EPOCHS_SMALL"; runs+=("$OUT/cnn2")
+step "train resnet18"; train resnet18 "$OUT/resnet18" "$EPOCHS_RESNET"; runs+=("$OUT/resnet18")
+if [ -n "$WEIGHTS" ]; then
+  step "train resnet18* from $WEIGHTS"
+  init="$WEIGHTS"
+  case "$WEIGHTS" in
+    *.pth|*.pt)
+      init="$OUT/resnet18_imagenet.safetensors"
+      [ -f "$init" ] || "$CTGRAD" import --from "$WEIGHTS" --net resnet18 --out "$init" --conv1 sum | tail -n 3 ;;
+  esac
+  train resnet18 "$OUT/resnet18_imagenet" "$EPOCHS_RESNET" --init "$init"; runs+=("$OUT/resnet18_imagenet")
+else
+  echo
+  echo "note: no WEIGHTS given, so ResNet18* (ImageNet initialisation) is left out and three nets are trained;"
+  echo "      WEIGHTS=resnet18.pth make demo adds it (README: how to get torchvision's resnet18 weights)."
+fi
+
+step "4. evaluation per patient on the test split (mean of 10 slices; central slice only for Figure 8)"
+for run in "${runs[@]}"; do
+  "$CTGRAD" eval --run "$run" --split test --device "$DEVICE" | grep -E "^(auc|f1|mcc):" | paste -sd' ' | sed "s|^|$run: |"
+  "$CTGRAD" eval --run "$run" --split test --slices central --device "$DEVICE" > /dev/null
 done
+
+step "5. report"
+"$CTGRAD" report "${runs[@]}" --out "$OUT"
+
+step "own-scan check on one held-out test volume (its true grade is in the file's folder)"
+scan=$(awk -F, 'NR > 1 && $4 == "test" { print $5; exit }' "$COHORT/ctgrad_cache_${SIZE}.bin.split.csv")
+"$CTGRAD" predict $(printf -- '--run %s ' "${runs[@]}") --device "$DEVICE" "$scan"
+
+echo
+echo "done in $(( $(date +%s) - t_start )) s. Report: $OUT/report.html"
