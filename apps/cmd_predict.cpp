@@ -19,6 +19,7 @@ struct PredictArgs {
 };
 
 void run_predict(const PredictArgs& a) {
+  if (!std::filesystem::exists(a.scan)) throw Error("SCAN: " + a.scan + ": no such file or folder");
   std::string nifti = a.scan;
   std::filesystem::path tmp;
   if (std::filesystem::is_directory(a.scan)) {
@@ -35,8 +36,7 @@ void run_predict(const PredictArgs& a) {
   } cleanup{tmp};
   const std::vector<int64_t> chosen = a.slices.empty() ? std::vector<int64_t>{} : train::parse_slice_list(a.slices);
   std::map<int64_t, train::ScanSlices> by_size;  // runs may differ in input size
-  std::printf("scan: %s\n", a.scan.c_str());
-  std::printf("%-28s %-10s %8s %10s %12s  %s\n", "run", "net", "score", "threshold", "score-thr", "verdict");
+  std::vector<train::Prediction> preds;
   for (const auto& run : a.runs) {
     const auto cfg = train::read_json_file(run + "/config.json");
     const int64_t size = train::options_from_json(cfg, run + "/config.json").size;
@@ -49,10 +49,14 @@ void run_predict(const PredictArgs& a) {
       std::fprintf(stderr, " at %lld²%s\n", (long long)size,
                    s.z.size() < 10 && chosen.empty() ? " (fewer than the study's ten: the scan is short)" : "");
     }
-    const auto p = train::predict_run(run, by_size[size], a.device);
-    std::printf("%-28s %-10s %8.4f %10.4f %+12.4f  %s\n", run.c_str(), p.net.c_str(), p.score, p.threshold,
-                p.score - p.threshold, p.severe() ? "severe (CT-2..4 expected)" : "mild (CT-0..1 expected)");
+    preds.push_back(train::predict_run(run, by_size[size], a.device));
   }
+  // The table only once every run has scored: an error leaves no half table.
+  std::printf("scan: %s\n", a.scan.c_str());
+  std::printf("%-28s %-10s %8s %10s %12s  %s\n", "run", "net", "score", "threshold", "score-thr", "verdict");
+  for (const auto& p : preds)
+    std::printf("%-28s %-10s %8.4f %10.4f %+12.4f  %s\n", p.run.c_str(), p.net.c_str(), p.score, p.threshold,
+                p.score - p.threshold, p.severe() ? "severe (CT-2..4 expected)" : "mild (CT-0..1 expected)");
 }
 }  // namespace
 
@@ -63,7 +67,7 @@ static Registrar reg([](CLI::App& app) {
       "as for a test patient (or --slices), the mean slice score per net against the threshold each run chose on its "
       "validation patients (max F1). SCAN is a .nii/.nii.gz file or a DICOM folder (converted with dcm2niix).");
   auto a = std::make_shared<PredictArgs>();
-  cmd->add_option("--run", a->runs, "run folder (repeat for several nets)")->required();
+  cmd->add_option("--run", a->runs, "run folder (repeat for several nets)")->required()->allow_extra_args(false);
   cmd->add_option("scan", a->scan, "SCAN.nii[.gz] or a DICOM folder")->required();
   cmd->add_option("--slices", a->slices, "score these slices (z of the axially oriented volume, e.g. 3,7,12) "
                                          "instead of the study's ten");
