@@ -4,6 +4,8 @@
 // real chest CT.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -241,4 +243,23 @@ TEST_CASE("predict scores a real chest CT with a trained run") {
   CHECK(error_of([&] { train::scan_slices(ct, 48, {5}); }).find("--slices: slice 5 is outside") == 0);
   CHECK(error_of([&] { train::parse_slice_list("1,x"); }).find("--slices: 'x'") == 0);
   CHECK(train::parse_slice_list("0,1") == std::vector<int64_t>{0, 1});
+}
+
+TEST_CASE("a DICOM folder is converted through dcm2niix, or refused clearly without it") {
+  TempDir t;
+  std::filesystem::create_directories(t / "dicom");
+  for (const char* f : {"0.dcm", "1.dcm"})
+    std::filesystem::copy_file(std::string(CTGRAD_SOURCE_DIR) + "/../shared/fixtures/ct/" + f, t / ("dicom/" + std::string(f)));
+  bool have = false;
+  for (const char* d : {"/usr/bin/dcm2niix", "/usr/local/bin/dcm2niix"}) have = have || ::access(d, X_OK) == 0;
+  if (have) {
+    const std::string nii = train::dicom_to_nifti(t / "dicom", t / "out");
+    const auto scan = train::scan_slices(nii, 32);
+    CHECK(scan.depth == 2);
+  } else {
+    CHECK(error_of([&] { train::dicom_to_nifti(t / "dicom", t / "out"); }).find("needs dcm2niix") != std::string::npos);
+  }
+  // Not DICOM at all: dcm2niix (when there) finds nothing to convert.
+  std::filesystem::create_directories(t / "empty");
+  CHECK(error_of([&] { train::dicom_to_nifti(t / "empty", t / "out2"); }).find(t / "empty") == 0);
 }
