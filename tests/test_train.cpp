@@ -14,6 +14,7 @@
 #include "engine/checkpoint.h"
 #include "nets/nets.h"
 #include "test_util.h"
+#include "train_fixture.h"
 #include "train/evaluate.h"
 #include "train/predict.h"
 #include "train/run.h"
@@ -22,54 +23,11 @@
 using namespace ctg;
 using ctg::test::error_of;
 using ctg::test::TempDir;
+using ctg::test::one_epoch_run;
+using ctg::test::tiny_cache;
+using ctg::test::tiny_options;
 
 namespace {
-
-// One cohort and cache for the whole file (30 patients, 48² slices).
-const std::string& tiny_cache() {
-  static TempDir dir;
-  static std::string cache;
-  if (cache.empty()) {
-    data::SynthOptions so;
-    so.patients_per_grade = 6;
-    so.size = 64;
-    so.slices = 24;
-    so.seed = 5;
-    so.workers = 2;
-    data::synth_cohort(dir / "cohort", so);
-    data::PrepOptions po;
-    po.data_dir = dir / "cohort";
-    po.out = dir / "c.bin";
-    po.size = 48;
-    po.workers = 2;
-    data::prep_cache(po);
-    cache = po.out;
-  }
-  return cache;
-}
-
-train::TrainOptions tiny_options(const std::string& net, const std::string& out) {
-  train::TrainOptions o;
-  o.net = net;
-  o.data = tiny_cache();
-  o.out = out;
-  o.epochs = 3;
-  o.batch = 4;
-  o.device = "cpu";
-  o.workers = 2;
-  o.seed = 9;
-  o.lr = 1e-3;
-  return o;
-}
-
-// A cnn1 run of one epoch (for eval and predict).
-void one_epoch_run(const std::string& out) {
-  auto o = tiny_options("cnn1", out);
-  o.epochs = 1;
-  train::TrainHooks quiet;
-  quiet.quiet = true;
-  train::run_training(o, quiet);
-}
 
 std::vector<double> values(const std::string& file, const std::string& key) {
   for (const auto& nt : load_safetensors(file).tensors)
