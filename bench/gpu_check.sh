@@ -37,6 +37,6 @@ fi
 log "bench kernels (ResNet18 shapes, batch 15, 512x512)"
 ./build-gpu/ctgrad bench kernels --batch 15 --size 512 2>&1 | tee "$out/bench_kernels.txt" | tail -40
 log "the main job on the GPU: demo at 128² inputs (ResNet18, 10 epochs) — training time and test AUCs"
-(SIZE=128 DEVICE=cuda OUT="$out/demo" BUILD=build-gpu timeout 420 bash scripts/demo.sh > "$out/demo.log" 2>&1; echo "demo exit $?") \
-  | tee -a "$out/summary.txt"
+(SIZE=128 DEVICE=cuda OUT=/tmp/ctgrad_demo BUILD=build-gpu timeout 420 bash scripts/demo.sh > "$out/demo.log" 2>&1; \
+  echo "demo exit $?"; cp /tmp/ctgrad_demo/report.html "$out/demo_report.html") | tee -a "$out/summary.txt"
 grep -E "auc:|done in|train_seconds" "$out/demo.log" | tee -a "$out/summary.txt"
