@@ -41,8 +41,7 @@ static Registrar reg([](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", a->opt.device, "auto|cpu|cuda")->capture_default_str();
   cmd->add_option("--workers", a->opt.workers, "loader threads")->capture_default_str();
-  cmd->add_option("--batch", a->opt.batch, "slices per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--cache", a->opt.cache, "score another cache's patients (default: the run's own cache)");
+  cmd->add_option("--batch", a->opt.batch, "slices per forward pass")->capture_default_str();
   cmd->callback([a]() { run_eval(*a); });
 });
 

@@ -9,6 +9,7 @@
 #include "apps/commands.h"
 #include "train/evaluate.h"
 #include "train/predict.h"
+#include "train/run.h"
 
 namespace ctg::apps {
 
@@ -19,27 +20,38 @@ struct PredictArgs {
 };
 
 void run_predict(const PredictArgs& a) {
+  // Every check before any work: the scan exists, the flags parse, each run
+  // has its settings and its validation threshold.
   if (!std::filesystem::exists(a.scan)) throw Error("SCAN: " + a.scan + ": no such file or folder");
-  std::string nifti = a.scan;
-  std::filesystem::path tmp;
-  if (std::filesystem::is_directory(a.scan)) {
-    tmp = std::filesystem::temp_directory_path() / ("ctgrad_dicom_" + std::to_string(::getpid()));
-    nifti = train::dicom_to_nifti(a.scan, tmp.string());
-    std::fprintf(stderr, "predict: converted %s to %s\n", a.scan.c_str(), nifti.c_str());
+  const Device dev = parse_device(a.device);
+  const std::vector<int64_t> chosen = a.slices.empty() ? std::vector<int64_t>{} : train::parse_slice_list(a.slices);
+  std::vector<int64_t> sizes;
+  for (const auto& run : a.runs) {
+    sizes.push_back(train::load_run(run, dev, /*with_net*/ false).options.size);
+    const std::string val = run + "/" + train::scores_name("val", false);
+    if (!std::filesystem::exists(val))
+      throw Error(val + ": not found; run `ctgrad eval --run " + run + " --split val` to choose the threshold");
   }
-  struct Cleanup {
-    std::filesystem::path p;
+  struct Cleanup {  // the DICOM conversion's folder, whatever happens
+    std::string p;
     ~Cleanup() {
       std::error_code ec;
       if (!p.empty()) std::filesystem::remove_all(p, ec);
     }
-  } cleanup{tmp};
-  const std::vector<int64_t> chosen = a.slices.empty() ? std::vector<int64_t>{} : train::parse_slice_list(a.slices);
+  } tmp;
+  std::string nifti = a.scan;
+  if (std::filesystem::is_directory(a.scan)) {
+    std::string templ = (std::filesystem::temp_directory_path() / "ctgrad_dicom_XXXXXX").string();
+    if (!::mkdtemp(templ.data())) throw Error("predict: cannot create a temporary folder for the DICOM conversion");
+    tmp.p = templ;
+    nifti = train::dicom_to_nifti(a.scan, tmp.p);
+    std::fprintf(stderr, "predict: converted %s to %s\n", a.scan.c_str(), nifti.c_str());
+  }
   std::map<int64_t, train::ScanSlices> by_size;  // runs may differ in input size
   std::vector<train::Prediction> preds;
-  for (const auto& run : a.runs) {
-    const auto cfg = train::read_json_file(run + "/config.json");
-    const int64_t size = train::options_from_json(cfg, run + "/config.json").size;
+  for (size_t i = 0; i < a.runs.size(); ++i) {
+    const std::string& run = a.runs[i];
+    const int64_t size = sizes[i];
     if (!by_size.count(size)) {
       by_size[size] = train::scan_slices(nifti, size, chosen);
       const auto& s = by_size[size];

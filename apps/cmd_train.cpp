@@ -18,6 +18,9 @@ namespace {
 // With --resume the run's settings come from its config.json; only what does
 // not change the arithmetic may be given again (and --epochs, to extend a run).
 train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd) {
+  const std::string state = train::run_file(cli.out, "last.state.safetensors");
+  if (::access(state.c_str(), F_OK) != 0)
+    throw Error("--resume: " + state + " not found (no finished epoch to continue from)");
   const std::string cfg = train::run_file(cli.out, "config.json");
   train::TrainOptions o = train::options_from_json(train::read_json_file(cfg), cfg);
   const char* allowed[] = {"--out", "--resume", "--epochs", "--device", "--workers", "--pin-memory", "--threads"};
@@ -54,6 +57,7 @@ void run_train(train::TrainOptions o, CLI::App* cmd) {
   eo.split = "val";
   eo.device = o.device;
   eo.workers = o.workers;
+  if (o.eval_batch > 0) eo.batch = o.eval_batch;
   const auto ev = train::evaluate_run(o.out, eo);
   std::printf("run: %s\nnet: %s\nepochs: %lld\nbest_epoch: %lld\nbest_val_auc: %.6f\ntrain_seconds: %.1f\n"
               "threshold_f1_val: %.6f\nbest: %s\nscores_val: %s\n",
@@ -99,6 +103,9 @@ static Registrar reg([](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--eval-batch", o->eval_batch, "batch size for validation scoring (0: 2 × --batch)");
   cmd->callback([o, cmd]() {
+    for (const char* flag : {"--seed", "--split-seed"})
+      if (cmd->count(flag) && cmd->get_option(flag)->as<std::string>().rfind('-', 0) == 0)
+        throw Error(std::string(flag) + ": must be ≥ 0");
     if (!o->resume && o->net.empty()) throw Error("train: --net is required");
     if (!o->resume && o->data.empty()) throw Error("train: --data is required");
     run_train(*o, cmd);

@@ -159,7 +159,7 @@ SplitCounts count_splits(const std::vector<Patient>& patients) {
   return c;
 }
 
-static std::string csv_field(const std::string& s) {
+std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);

@@ -65,6 +65,9 @@ void assign_splits(std::vector<Patient>& patients, uint64_t seed, const SplitFra
 // Columns patient,grade,label,split,path (grade as a number 0..4). Fields
 // holding a comma or quote are quoted CSV-style. Written atomically.
 void write_split_csv(const std::string& path, const std::vector<Patient>& patients);
+// A CSV field: as it is, or quoted (inner quotes doubled) when it holds a
+// comma, quote or line break.
+std::string csv_field(const std::string& s);
 // Validates the header, every field and that no patient appears twice;
 // errors name the file and line.
 std::vector<Patient> read_split_csv(const std::string& path);

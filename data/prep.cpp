@@ -166,9 +166,10 @@ PrepReport prep_cache(const PrepOptions& opt, const std::function<void(int64_t, 
   }
   join();
   if (error) std::rethrow_exception(error);
-  writer.commit();
+  // The split first: a cache (the file users reuse) never exists without it.
   rep.split_csv = split_csv_path(opt.out);
   write_split_csv(rep.split_csv, patients);
+  writer.commit();
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

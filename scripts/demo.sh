@@ -12,8 +12,8 @@
 # 250 patients (50 per grade), 128² volumes of 32 slices, 64² network
 # inputs, 16/16/10 epochs; SIZE=512 runs the study's protocol (90 patients per
 # grade ≈ the report's 452, 512² inputs, 30 epochs) and wants a GPU.
-# A finished run is reused (delete runs/demo/<net> to retrain); a killed one
-# is resumed.
+# Runs live in runs/demo/<SIZE>px/<net>; running the demo again resumes them
+# (a finished run is only re-scored; delete the folder to retrain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,7 @@ else
 fi
 CTGRAD="$BUILD/ctgrad"
 COHORT="$OUT/cohort_${MATRIX}"
+RUNS="$OUT/${SIZE}px"   # runs of another input size never mix with these
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}  # robust when other processes share the cores
 t_start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - t_start ))s] $*"; }
@@ -43,12 +44,11 @@ else
   "$CTGRAD" synth --out "$COHORT" --patients "$PATIENTS" --size "$MATRIX" --slices "$SLICES" --seed 1 | tail -n 3
 fi
 
-# train NAME RUN EPOCHS [extra flags]: a finished run is kept, a killed one resumed.
+# train NAME RUN EPOCHS [extra flags]: a run with a committed epoch is resumed
+# (a finished one just re-scores its validation patients).
 train() {
   local net=$1 run=$2 epochs=$3; shift 3
-  if [ -f "$run/summary.json" ] && grep -q "\"epochs_done\": $epochs," "$run/summary.json"; then
-    echo "reusing the finished run $run (delete it to retrain)"
-  elif [ -f "$run/last.state.safetensors" ]; then
+  if [ -f "$run/last.state.safetensors" ]; then
     "$CTGRAD" train --out "$run" --resume --device "$DEVICE" --epochs "$epochs" | grep -E "^(best_|train_seconds)"
   else
     "$CTGRAD" train --net "$net" --data "$COHORT" --out "$run" --size "$SIZE" --epochs "$epochs" \
@@ -61,9 +61,9 @@ step "2-3. preprocessing (once) and training on the central slice of each traini
 # each of the S² input weights by ~lr per step, so a hidden unit's input jumps
 # by ~S²·lr/4 and every ReLU ends up dead (val AUC exactly 0.5). 1e-4 trains.
 runs=()
-step "train dense20"; train dense20 "$OUT/dense20" "$EPOCHS_SMALL" --lr 1e-4; runs+=("$OUT/dense20")
-step "train cnn2"; train cnn2 "$OUT/cnn2" "$EPOCHS_SMALL"; runs+=("$OUT/cnn2")
-step "train resnet18"; train resnet18 "$OUT/resnet18" "$EPOCHS_RESNET"; runs+=("$OUT/resnet18")
+step "train dense20"; train dense20 "$RUNS/dense20" "$EPOCHS_SMALL" --lr 1e-4; runs+=("$RUNS/dense20")
+step "train cnn2"; train cnn2 "$RUNS/cnn2" "$EPOCHS_SMALL"; runs+=("$RUNS/cnn2")
+step "train resnet18"; train resnet18 "$RUNS/resnet18" "$EPOCHS_RESNET"; runs+=("$RUNS/resnet18")
 if [ -n "$WEIGHTS" ]; then
   step "train resnet18* from $WEIGHTS"
   init="$WEIGHTS"
@@ -72,7 +72,7 @@ if [ -n "$WEIGHTS" ]; then
       init="$OUT/resnet18_imagenet.safetensors"
       [ -f "$init" ] || "$CTGRAD" import --from "$WEIGHTS" --net resnet18 --out "$init" --conv1 sum | tail -n 3 ;;
   esac
-  train resnet18 "$OUT/resnet18_imagenet" "$EPOCHS_RESNET" --init "$init"; runs+=("$OUT/resnet18_imagenet")
+  train resnet18 "$RUNS/resnet18_imagenet" "$EPOCHS_RESNET" --init "$init"; runs+=("$RUNS/resnet18_imagenet")
 else
   echo
   echo "note: no WEIGHTS given, so ResNet18* (ImageNet initialisation) is left out and three nets are trained;"

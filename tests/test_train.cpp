@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "data/prep.h"
 #include "data/synth.h"
@@ -17,7 +19,9 @@
 #include "train_fixture.h"
 #include "train/evaluate.h"
 #include "train/predict.h"
+#include "train/data_source.h"
 #include "train/run.h"
+#include "train/scoring.h"
 #include "train/trainer.h"
 
 using namespace ctg;
@@ -69,7 +73,7 @@ TEST_CASE("train writes the run folder: config, metrics per epoch, best and last
   load_module(t / "run/best.safetensors", *net);
 }
 
-TEST_CASE("a run killed after epoch 2 and resumed ends bit-identical to an uninterrupted run") {
+TEST_CASE("a run killed in the middle of epoch 3 and resumed ends bit-identical to an uninterrupted run") {
   TempDir t;
   // ResNet18 with dropout: BN running statistics, the dropout stream, Adam's
   // moments, the learning rate and the shuffle must all carry over.
@@ -82,16 +86,21 @@ TEST_CASE("a run killed after epoch 2 and resumed ends bit-identical to an unint
   auto k = tiny_options("resnet18", t / "killed");
   k.dropout = "on";
   train::TrainHooks kill = quiet;
-  kill.on_epoch = [](const train::EpochRow& r) {
-    if (r.epoch == 2) throw std::runtime_error("killed");
+  kill.on_batch = [](int64_t epoch, int64_t done, int64_t) {
+    if (epoch == 3 && done == 2) throw std::runtime_error("killed");  // weights already moved in epoch 3
   };
   CHECK_THROWS_WITH(train::run_training(k, kill), "killed");
   CHECK(train::read_metrics_csv(t / "killed/metrics.csv").size() == 2);
   k.resume = true;
+  k.epochs = 1;  // fewer epochs than are done: refused
+  CHECK(error_of([&] { train::run_training(k, quiet); }).find("--epochs: 1 but the run has already finished 2") == 0);
+  k.epochs = 3;
   const train::TrainResult resumed = train::run_training(k, quiet);
 
   for (const std::string key : {"conv1.weight", "layer4.1.bn2.running_var", "fc.weight", "fc.bias"})
     CHECK_MESSAGE(values(t / "whole/last.safetensors", key) == values(t / "killed/last.safetensors", key), key);
+  CHECK(values(t / "whole/best.safetensors", "layer1.0.conv1.weight") ==
+        values(t / "killed/best.safetensors", "layer1.0.conv1.weight"));
   CHECK(values(t / "whole/last.state.safetensors", "optim.fc.weight.exp_avg_sq") ==
         values(t / "killed/last.state.safetensors", "optim.fc.weight.exp_avg_sq"));
   // The metrics files agree to the digit (timings aside).
@@ -150,7 +159,42 @@ TEST_CASE("a cohort folder with one class only is refused naming the class") {
   auto o = tiny_options("cnn1", t / "run");
   o.data = t / "cohort";
   o.size = 32;
-  CHECK(error_of([&] { train::run_training(o); }).find("--positive CT-2,CT-3,CT-4") == 0);
+  CHECK(error_of([&] { train::run_training(o); }) ==
+        "--data " + (t / "cohort") + ": no severe (CT-2,CT-3,CT-4) patients: both classes are needed");
+  CHECK_FALSE(std::filesystem::exists(t / "run"));
+}
+
+TEST_CASE("train checks --init against the net before it preprocesses a cohort folder") {
+  TempDir t;
+  data::SynthOptions so;
+  so.patients_per_grade = 2;
+  so.size = 32;
+  so.slices = 8;
+  so.workers = 1;
+  data::synth_cohort(t / "cohort", so);
+  save_module(t / "cnn2.safetensors", *nets::make_net("cnn2", {32}));
+  auto o = tiny_options("cnn1", t / "run");
+  o.data = t / "cohort";
+  o.size = 32;
+  o.init = t / "cnn2.safetensors";
+  CHECK(error_of([&] { train::run_training(o); }).find("--init: ") == 0);
+  CHECK_FALSE(std::filesystem::exists(train::folder_cache_path(t / "cohort", 32)));
+  CHECK_FALSE(std::filesystem::exists(t / "run"));
+}
+
+TEST_CASE("per-patient scores group a patient's slices wherever they are, and refuse mixed labels") {
+  const std::vector<train::SliceScore> s = {
+      {"a", 1, 3, 0, 0.2}, {"b", 0, 5, 0, 0.9}, {"a", 1, 4, 0, 0.6}, {"b", 0, 6, 0, 0.5}, {"c", 1, 1, 0, 0.7}};
+  const auto p = train::per_patient(s);
+  REQUIRE(p.size() == 3);
+  CHECK(p[0].patient == "a");
+  CHECK(p[0].slices == std::vector<int64_t>{3, 4});
+  CHECK(p[0].score == doctest::Approx(0.4));
+  CHECK(p[1].score == doctest::Approx(0.7));
+  CHECK(p[2].score == doctest::Approx(0.7));
+  CHECK(p[1].label == 0);
+  const std::vector<train::SliceScore> bad = {{"a", 1, 3, 0, 0.2}, {"a", 0, 4, 0, 0.6}};
+  CHECK(error_of([&] { train::per_patient(bad); }).find("patient a has slices with labels 1 and 0") != std::string::npos);
 }
 
 TEST_CASE("eval scores each patient as the mean of its slice scores and writes the curves") {
@@ -159,13 +203,25 @@ TEST_CASE("eval scores each patient as the mean of its slice scores and writes t
   train::EvalOptions eo;
   eo.device = "cpu";
   const auto out = train::evaluate_run(t / "run", eo);
-  REQUIRE(!out.patients.empty());
+  // Every test patient of the run's split, once, with exactly the cache's ten
+  // chosen slices and its label; its score the mean of those slice scores.
+  const auto cfg = train::read_json_file(t / "run/config.json");
+  const auto cache = data::Cache::open(tiny_cache());
+  std::map<std::string, std::vector<int64_t>> ten;
+  std::map<std::string, int> label;
+  for (const auto& r : cache->records())
+    if (r.split == data::Split::test && r.in_ten) ten[r.patient].push_back(r.z), label[r.patient] = r.label;
+  REQUIRE(out.patients.size() == cfg["split"]["test"].size());
+  REQUIRE(out.patients.size() == ten.size());
+  std::set<std::string> seen;
   for (const auto& p : out.patients) {
+    CHECK(seen.insert(p.patient).second);
+    CHECK(p.slices == ten[p.patient]);
+    CHECK(p.label == label[p.patient]);
     REQUIRE(p.slice_scores.size() == p.slices.size());
     double sum = 0;
     for (double s : p.slice_scores) sum += s;
     CHECK(p.score == doctest::Approx(sum / (double)p.slice_scores.size()));
-    CHECK(p.slices.size() >= 3);
   }
   const auto back = eval::read_scores_csv(out.scores_path);
   REQUIRE(back.size() == out.patients.size());

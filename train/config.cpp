@@ -30,7 +30,6 @@ void validate(const TrainOptions& o) {
     throw Error("--net: unknown net '" + o.net + "' (known: " + list + ")");
   }
   if (o.data.empty()) throw Error("--data: a cohort folder or a prep cache is required");
-  if (!exists(o.data)) throw Error("--data: " + o.data + ": no such file or folder");
   if (o.out.empty()) throw Error("--out: the run folder is required");
   if (o.epochs < 1) throw Error("--epochs: must be at least 1, got " + std::to_string(o.epochs));
   if (o.batch < 1) throw Error("--batch: must be at least 1, got " + std::to_string(o.batch));
@@ -45,7 +44,8 @@ void validate(const TrainOptions& o) {
   if (o.dropout != "auto" && o.dropout != "on" && o.dropout != "off")
     throw Error("--dropout: expected auto, on or off, got '" + o.dropout + "'");
   if (o.dropout == "on" && o.net != "resnet18") throw Error("--dropout: only resnet18 has a dropout layer");
-  if (!o.init.empty() && !exists(o.init)) throw Error("--init: " + o.init + ": no such file");
+  if (!o.init.empty() && !o.resume && !exists(o.init)) throw Error("--init: " + o.init + ": no such file");
+  if (o.threads < 0) throw Error("--threads: must be ≥ 0 (0: the library default)");
   if (!(o.noise >= 0) || !std::isfinite(o.noise)) throw Error("--noise: must be ≥ 0");
   if (o.eval_batch < 0) throw Error("--eval-batch: must be ≥ 0");
   parse_device(o.device);  // throws naming --device (cuda without a GPU, unknown name)
@@ -126,6 +126,9 @@ void write_json_file(const std::string& path, const nlohmann::json& j) {
 
 nlohmann::json build_info() {
   nlohmann::json b;
+#ifdef CTGRAD_GIT_COMMIT
+  b["configured_at_commit"] = CTGRAD_GIT_COMMIT;
+#endif
 #if defined(__clang__)
   b["compiler"] = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)

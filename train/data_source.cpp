@@ -1,28 +1,34 @@
 #include "train/data_source.h"
 
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
+#include "data/cohort.h"
 #include "data/prep.h"
 #include "engine/tensor.h"
 
 namespace ctg::train {
 
-std::string folder_cache_path(const std::string& dir, int64_t size) {
-  return dir + "/ctgrad_cache_" + std::to_string(size) + ".bin";
+namespace fs = std::filesystem;
+
+std::string folder_cache_path(const std::string& dir, int64_t size, uint64_t split_seed) {
+  std::string name = "ctgrad_cache_" + std::to_string(size);
+  if (split_seed != 0) name += "_seed" + std::to_string(split_seed);
+  return (fs::absolute(dir) / (name + ".bin")).lexically_normal().string();
+}
+
+nlohmann::json split_lists(const data::Cache& c) {
+  nlohmann::json j = {{"train", nlohmann::json::array()}, {"val", nlohmann::json::array()},
+                      {"test", nlohmann::json::array()}};
+  std::string last;
+  for (const auto& r : c.records())
+    if (r.patient != last) j[data::split_name(r.split)].push_back(r.patient), last = r.patient;
+  return j;
 }
 
 namespace {
-
-bool is_dir(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 // Every split needs patients of both classes: training needs both to learn,
 // validation and test need both for an AUC.
@@ -38,38 +44,71 @@ void check_classes(const data::Cache& c) {
                     (l ? "severe (label 1)" : "mild (label 0)") + " patients; use a larger cohort");
 }
 
+std::shared_ptr<const data::Cache> open_checked(const std::string& path, int64_t size) {
+  auto cache = data::Cache::open(path);
+  if (size != 0 && cache->side() != size)
+    throw Error("--size: " + std::to_string(size) + " but the cache " + path + " holds " +
+                std::to_string(cache->side()) + "² slices");
+  check_classes(*cache);
+  return cache;
+}
+
 }  // namespace
 
-DataSource resolve_data(const std::string& data, int64_t size, uint64_t split_seed, int workers,
-                        const std::function<void(int64_t, int64_t)>& progress) {
-  DataSource out;
-  if (is_dir(data)) {
-    if (size == 0) size = 512;
-    out.cache_path = folder_cache_path(data, size);
-    if (!exists(out.cache_path)) {
-      data::PrepOptions p;
-      p.data_dir = data;
-      p.out = out.cache_path;
-      p.size = size;
-      p.workers = workers;
-      p.seed = split_seed;
-      std::fprintf(stderr, "preprocessing %s into %s (once; later runs reuse it)\n", data.c_str(),
-                   out.cache_path.c_str());
-      const auto r = data::prep_cache(p, progress);
-      for (const auto& s : r.skipped)
-        std::fprintf(stderr, "  skipped %s (%s): %s\n", s.patient.c_str(), data::split_name(s.split),
-                     s.reason.c_str());
-      out.built = true;
-    }
-  } else {
-    out.cache_path = data;
+DataPlan plan_data(const std::string& data, int64_t size, uint64_t split_seed) {
+  DataPlan p;
+  p.data = data;
+  p.split_seed = split_seed;
+  std::error_code ec;
+  if (!fs::exists(data, ec)) throw Error("--data: " + data + ": no such file or folder");
+  p.folder = fs::is_directory(data, ec);
+  if (!p.folder) {
+    p.cache_path = fs::absolute(data).lexically_normal().string();
+    p.size = open_checked(p.cache_path, size)->side();
+    return p;
   }
-  out.cache = data::Cache::open(out.cache_path);
-  if (size != 0 && out.cache->side() != size)
-    throw Error("--size: " + std::to_string(size) + " but the cache " + out.cache_path + " holds " +
-                std::to_string(out.cache->side()) + "² slices");
+  p.size = size == 0 ? 512 : size;
+  p.cache_path = folder_cache_path(data, p.size, split_seed);
+  if (fs::exists(p.cache_path, ec)) {
+    open_checked(p.cache_path, p.size);
+    return p;
+  }
+  // The cohort must hold both classes (scan_cohort names the grades; train
+  // has no --negative/--positive flags, so say it in --data's terms).
+  try {
+    data::scan_cohort(data, data::ClassMapping{});
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    if (m.rfind("--negative", 0) == 0 || m.rfind("--positive", 0) == 0)
+      throw Error("--data " + data + ": no " + (m.rfind("--negative", 0) == 0 ? "mild (CT-0,CT-1)" : "severe (CT-2,CT-3,CT-4)") +
+                  " patients: both classes are needed");
+    throw;
+  }
+  if (::access(data.c_str(), W_OK) != 0)
+    throw Error("--data " + data + ": cannot write its slice cache there; run `ctgrad prep --data " + data +
+                " --out CACHE --size " + std::to_string(p.size) + "` and train with --data CACHE");
+  p.needs_prep = true;
+  return p;
+}
+
+DataSource prepare_data(const DataPlan& plan, int workers, const std::function<void(int64_t, int64_t)>& progress) {
+  DataSource out;
+  out.cache_path = plan.cache_path;
+  if (plan.needs_prep && !fs::exists(plan.cache_path)) {
+    data::PrepOptions p;
+    p.data_dir = plan.data;
+    p.out = plan.cache_path;
+    p.size = plan.size;
+    p.workers = workers;
+    p.seed = plan.split_seed;
+    std::fprintf(stderr, "preprocessing %s into %s (once; later runs reuse it)\n", plan.data.c_str(),
+                 plan.cache_path.c_str());
+    const auto r = data::prep_cache(p, progress);
+    for (const auto& s : r.skipped)
+      std::fprintf(stderr, "  skipped %s (%s): %s\n", s.patient.c_str(), data::split_name(s.split), s.reason.c_str());
+  }
+  out.cache = open_checked(out.cache_path, plan.size);
   out.split_csv = data::split_csv_path(out.cache_path);
-  check_classes(*out.cache);
   return out;
 }
 

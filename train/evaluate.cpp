@@ -6,11 +6,12 @@
 #include "data/dataset.h"
 #include "engine/checkpoint.h"
 #include "nets/nets.h"
+#include "train/data_source.h"
 #include "train/run.h"
 
 namespace ctg::train {
 
-LoadedRun load_run(const std::string& run, Device device) {
+LoadedRun load_run(const std::string& run, Device device, bool with_net) {
   LoadedRun r;
   r.dir = run;
   const std::string cfg = run_file(run, "config.json");
@@ -18,6 +19,7 @@ LoadedRun load_run(const std::string& run, Device device) {
   if (::stat(run.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw Error("--run: " + run + ": no such run folder");
   r.config = read_json_file(cfg);
   r.options = options_from_json(r.config, cfg);
+  if (!with_net) return r;
   r.net = nets::make_net(r.options.net, {r.options.size, r.options.seed, r.options.dropout_on()});
   const std::string best = run_file(run, "best.safetensors");
   if (::stat(best.c_str(), &st) != 0) throw Error(best + ": not found (has the run finished an epoch?)");
@@ -31,15 +33,18 @@ EvalOutcome evaluate_run(const std::string& run, const EvalOptions& opt,
                          const std::function<void(int64_t, int64_t)>& progress) {
   const data::Split split = data::parse_split(opt.split);
   if (split == data::Split::train) throw Error("--split: expected val or test (training patients have one slice)");
+  if (opt.batch < 1) throw Error("--batch: must be at least 1, got " + std::to_string(opt.batch));
+  if (opt.workers < 0) throw Error("--workers: must be ≥ 0, got " + std::to_string(opt.workers));
   const Device dev = parse_device(opt.device);
   LoadedRun r = load_run(run, dev);
-  std::string cache_path = opt.cache;
-  if (cache_path.empty()) {
-    if (!r.config.contains("cache") || !r.config["cache"].is_string())
-      throw Error(run_file(run, "config.json") + ": missing key 'cache'");
-    cache_path = r.config["cache"].get<std::string>();
-  }
+  const std::string cfg = run_file(run, "config.json");
+  if (!r.config.contains("cache") || !r.config["cache"].is_string()) throw Error(cfg + ": missing key 'cache'");
+  const std::string cache_path = r.config["cache"].get<std::string>();
   auto cache = data::Cache::open(cache_path);
+  // The patients the run was trained and validated on must be the ones
+  // this cache calls train and val, or test scores would be contaminated.
+  if (r.config.value("split", nlohmann::json()) != split_lists(*cache))
+    throw Error(cfg + ": the run's patient split differs from the one in " + cache_path + " (was the cache rebuilt?)");
   if (cache->side() != r.options.size)
     throw Error(cache_path + ": holds " + std::to_string(cache->side()) + "² slices, the run's net takes " +
                 std::to_string(r.options.size) + "²");

@@ -22,7 +22,8 @@ struct LoadedRun {
   std::shared_ptr<Module> net;  // best.safetensors, in eval mode, on `device`
 };
 // Errors name the run's file at fault (no config.json, no best.safetensors).
-LoadedRun load_run(const std::string& run, Device device);
+// Without a net, only the settings are read (cheap: for checks before work).
+LoadedRun load_run(const std::string& run, Device device, bool with_net = true);
 
 struct EvalOutcome {
   std::vector<PatientScore> patients;
@@ -37,7 +38,6 @@ struct EvalOptions {
   std::string device = "auto";
   int workers = 2;
   int64_t batch = 30;
-  std::string cache;           // "" : the run's own cache (config.json)
 };
 
 EvalOutcome evaluate_run(const std::string& run, const EvalOptions& opt,

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "data/nifti.h"
 #include "data/preprocess.h"
@@ -109,7 +110,10 @@ std::string dicom_to_nifti(const std::string& dicom_dir, const std::string& tmp_
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  // its chatter; errors still on stderr
+  // Its chatter goes to a log; the last line of it explains a failure.
+  const std::string log = tmp_dir + "/dcm2niix.log";
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -121,9 +125,15 @@ std::string dicom_to_nifti(const std::string& dicom_dir, const std::string& tmp_
     const std::string n = e.path().filename().string();
     if (n.size() > 7 && n.compare(n.size() - 7, 7, ".nii.gz") == 0) made.push_back(e.path().string());
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || made.empty())
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || made.empty()) {
+    std::ifstream in(log);
+    std::string line, last;
+    bool error_seen = false;  // its "Error: ..." line when there is one, else its last line
+    while (std::getline(in, line))
+      if (!line.empty() && !error_seen) last = line, error_seen = line.rfind("Error", 0) == 0;
     throw Error(dicom_dir + ": dcm2niix found no convertible DICOM series (exit status " +
-                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + (last.empty() ? "" : ": " + last) + ")");
+  }
   std::sort(made.begin(), made.end());
   if (made.size() > 1)
     std::fprintf(stderr, "predict: %s holds %zu series; using %s\n", dicom_dir.c_str(), made.size(), made[0].c_str());

@@ -3,21 +3,26 @@
 //
 //   RUN/config.json        every setting of the run: name (the folder's base
 //                          name), net, params, size, epochs, batch, lr, lr_decay,
-//                          weight_decay, optimizer, momentum, device, workers,
-//                          pin_memory, seed, dropout, init (weights file or ""),
-//                          cache (the slice cache), split_csv, split
-//                          {"train":[ids],"val":[ids],"test":[ids]}, build
-//                          {version, compiler, cuda}, created (UTC time)
+//                          weight_decay, optimizer, momentum, device (as asked),
+//                          device_used, workers, pin_memory, seed, split_seed,
+//                          dropout, noise, threads, eval_batch, init (absolute
+//                          path or ""), data, cache and split_csv (absolute),
+//                          split {"train":[ids],"val":[ids],"test":[ids]}, build
+//                          {configured_at_commit, compiler, build_type,
+//                          cuda_backend, cuda_device}, created (UTC), resumed
+//                          (UTC, the last resume)
 //   RUN/metrics.csv        one row per finished epoch:
 //                          epoch,train_loss,val_loss,val_auc,lr,images_per_s,epoch_seconds,elapsed_seconds
 //                          (epoch counts from 1; lr is the rate used in that epoch;
 //                          val_loss is the mean slice BCE on the validation slices)
-//   RUN/last.safetensors   the model after the last finished epoch, plus
-//   RUN/last.optim.safetensors  its optimiser state and the trainer's
-//                          position (epoch, lr, best AUC), for --resume
+//   RUN/last.safetensors   the model after the last finished epoch
+//   RUN/last.state.safetensors  what --resume needs, in one file (the commit
+//                          point of an epoch): model.* weights, optim.* moments
+//                          and step and lr, metadata epoch/best_epoch/
+//                          best_val_auc/elapsed_seconds
 //   RUN/best.safetensors   the model of the epoch with the best validation AUC
 //                          (the earliest on ties)
-//   RUN/summary.json       best_epoch, best_val_auc, epochs_done, train_seconds
+//   RUN/summary.json       best_epoch, best_val_auc, epochs_done, epochs, train_seconds
 //   RUN/scores_<split>.csv          (ctgrad eval; split val|test)
 //   RUN/scores_<split>_central.csv  (ctgrad eval --slices central)
 //                          patient,label,score,slices,slice_scores — score is

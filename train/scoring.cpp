@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <unordered_map>
 
 #include "data/cache.h"
+#include "data/cohort.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
 
@@ -48,10 +50,16 @@ double mean_bce(const std::vector<SliceScore>& s) {
 
 std::vector<PatientScore> per_patient(const std::vector<SliceScore>& s) {
   std::vector<PatientScore> out;
+  std::unordered_map<std::string, size_t> at;
   for (const auto& x : s) {
-    if (out.empty() || out.back().patient != x.patient) out.push_back({x.patient, x.label, 0, {}, {}});
-    out.back().slices.push_back(x.z);
-    out.back().slice_scores.push_back(x.prob);
+    auto [it, fresh] = at.emplace(x.patient, out.size());
+    if (fresh) out.push_back({x.patient, x.label, 0, {}, {}});
+    PatientScore& p = out[it->second];
+    if (p.label != x.label)
+      throw Error("score: patient " + x.patient + " has slices with labels " + std::to_string(p.label) + " and " +
+                  std::to_string(x.label));
+    p.slices.push_back(x.z);
+    p.slice_scores.push_back(x.prob);
   }
   for (auto& p : out) {
     double sum = 0;
@@ -74,7 +82,7 @@ void write_scores_csv(const std::string& path, const std::vector<PatientScore>& 
   char buf[64];
   for (const auto& x : p) {
     std::snprintf(buf, sizeof buf, "%.9g", x.score);
-    os << x.patient << ',' << x.label << ',' << buf << ',';
+    os << data::csv_field(x.patient) << ',' << x.label << ',' << buf << ',';
     for (size_t i = 0; i < x.slices.size(); ++i) os << (i ? " " : "") << x.slices[i];
     os << ',';
     for (size_t i = 0; i < x.slice_scores.size(); ++i) {

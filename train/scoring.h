@@ -36,8 +36,8 @@ struct PatientScore {
   std::vector<int64_t> slices;
   std::vector<double> slice_scores;
 };
-// Groups consecutive slices of the same patient (the datasets keep a
-// patient's slices together), in first-seen order.
+// Groups the slices by patient, patients in first-seen order, slices in
+// their order; a patient whose slices disagree on the label is an error.
 std::vector<PatientScore> per_patient(const std::vector<SliceScore>& s);
 std::vector<eval::Scored> as_scored(const std::vector<PatientScore>& p);
 

@@ -20,6 +20,7 @@
 #include "engine/parallel.h"
 #include "nets/nets.h"
 #include "train/data_source.h"
+#include <map>
 #include "train/run.h"
 #include "train/scoring.h"
 
@@ -86,14 +87,6 @@ void write_metrics_csv(const std::string& path, const std::vector<EpochRow>& row
   data::write_file_atomic(path, s);
 }
 
-nlohmann::json split_lists(const data::Cache& c) {
-  nlohmann::json j = {{"train", nlohmann::json::array()}, {"val", nlohmann::json::array()},
-                      {"test", nlohmann::json::array()}};
-  std::string last;
-  for (const auto& r : c.records())
-    if (r.patient != last) j[data::split_name(r.split)].push_back(r.patient), last = r.patient;
-  return j;
-}
 
 }  // namespace
 
@@ -118,23 +111,58 @@ std::vector<EpochRow> read_metrics_csv(const std::string& path) {
   return rows;
 }
 
+namespace {
+
+// The resume position stored in last.state.safetensors' metadata.
+struct Position {
+  int64_t epoch = 0, best_epoch = 0;
+  double best_val_auc = 0, elapsed = 0;
+};
+
+Position read_state(const std::string& path, Module& net, Optimizer& optim) {
+  SafetensorsFile st = load_safetensors(path);
+  Position p;
+  try {
+    net.load_state_dict(strip_prefix(st.tensors, "model."));
+    optim.load_state_dict(strip_prefix(st.tensors, "optim."));
+    p.epoch = std::stoll(st.metadata.at("epoch"));
+    p.best_epoch = std::stoll(st.metadata.at("best_epoch"));
+    p.best_val_auc = std::stod(st.metadata.at("best_val_auc"));
+    p.elapsed = std::stod(st.metadata.at("elapsed_seconds"));
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  } catch (const std::exception&) {
+    throw Error(path + ": metadata epoch/best_epoch/best_val_auc/elapsed_seconds missing or malformed");
+  }
+  return p;
+}
+
+void check_split(const nlohmann::json& recorded, const data::Cache& cache, const std::string& config_path) {
+  if (recorded != split_lists(cache))
+    throw Error(config_path + ": the run's patient split differs from the one in " + cache.path() +
+                " (was the cache rebuilt?); refusing to mix training and test patients");
+}
+
+}  // namespace
+
 TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   TrainOptions o = opt;
   validate(o);
   const Device dev = parse_device(o.device);
-  if (o.threads > 0) set_num_threads(o.threads);
   const std::string state_path = run_file(o.out, "last.state.safetensors");
+  const std::string config_path = run_file(o.out, "config.json");
   if (o.resume && !exists(state_path))
     throw Error("--resume: " + state_path + " not found (no finished epoch to continue from)");
   if (!o.resume && exists(state_path))
     throw Error("--out: " + o.out + " already holds a run; --resume continues it, or choose another folder");
-  std::filesystem::create_directories(o.out);
   auto log = [&](const char* f, auto... a) {
     if (!hooks.quiet) std::fprintf(stderr, f, a...);
   };
 
-  DataSource src = resolve_data(o.data, o.size, o.split_seed, o.workers);
-  o.size = src.cache->side();
+  // Every check before any work: the data (a scan, or the cache's index),
+  // then the net and the --init weights at the size the data gives.
+  const DataPlan plan = plan_data(o.data, o.size, o.split_seed);
+  o.size = plan.size;
   auto net = nets::make_net(o.net, {o.size, o.seed, o.dropout_on()});
   if (!o.init.empty() && !o.resume) {
     try {
@@ -149,6 +177,44 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   if (o.optimizer == "adam") optim = std::make_unique<Adam>(net->named_parameters(), o.lr, o.weight_decay);
   else optim = std::make_unique<SGD>(net->named_parameters(), o.lr, o.momentum, o.weight_decay);
   ExponentialLR sched(*optim, o.lr_decay);
+  TrainResult res;
+  Position pos;
+  nlohmann::json config;
+  if (o.resume) {
+    pos = read_state(state_path, *net, *optim);
+    if (o.epochs < pos.epoch)
+      throw Error("--epochs: " + std::to_string(o.epochs) + " but the run has already finished " +
+                  std::to_string(pos.epoch) + " epochs");
+    config = read_json_file(config_path);
+    for (const auto& r : read_metrics_csv(run_file(o.out, "metrics.csv")))
+      if (r.epoch <= pos.epoch) res.rows.push_back(r);
+    if ((int64_t)res.rows.size() != pos.epoch)
+      throw Error(run_file(o.out, "metrics.csv") + ": holds " + std::to_string(res.rows.size()) +
+                  " rows up to epoch " + std::to_string(pos.epoch) + ", the state says " +
+                  std::to_string(pos.epoch) + " epochs are done");
+  }
+  if (o.threads > 0) set_num_threads(o.threads);
+
+  const DataSource src = prepare_data(plan, o.workers);
+  if (o.resume) check_split(config.value("split", nlohmann::json()), *src.cache, config_path);
+  std::filesystem::create_directories(o.out);
+  {
+    nlohmann::json c = to_json(o);
+    for (const char* k : {"data", "init"})
+      if (!c[k].get<std::string>().empty()) c[k] = std::filesystem::absolute(c[k].get<std::string>()).lexically_normal().string();
+    c["name"] = std::filesystem::path(o.out).lexically_normal().filename().string();
+    if (c["name"] == "") c["name"] = std::filesystem::path(o.out).lexically_normal().parent_path().filename().string();
+    c["device_used"] = device_name(dev);
+    c["params"] = net->num_parameters();
+    c["cache"] = src.cache_path;
+    c["split_csv"] = src.split_csv;
+    c["split"] = split_lists(*src.cache);
+    c["build"] = build_info();
+    c["created"] = o.resume && config.contains("created") ? config["created"] : nlohmann::json(utc_now());
+    if (o.resume) c["resumed"] = utc_now();
+    config = c;
+  }
+  write_json_file(config_path, config);
 
   auto train_ds = data::CacheDataset::of_split(src.cache, data::Split::train);
   auto val_ds = data::CacheDataset::of_split(src.cache, data::Split::val);
@@ -162,50 +228,37 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   lo.augment.noise_std = o.noise;
   data::DataLoader loader(train_ds, lo);
   const int64_t eval_batch = o.eval_batch > 0 ? o.eval_batch : 2 * o.batch;
+  const std::map<std::string, std::string> meta = {{"net", o.net}};
+  auto with_epoch = [&](int64_t e) {
+    auto m = meta;
+    m["epoch"] = std::to_string(e);
+    return m;
+  };
 
-  TrainResult res;
-  int64_t first_epoch = 0;
-  double elapsed = 0;
+  res.best_epoch = pos.best_epoch;
+  res.best_val_auc = pos.best_val_auc;
+  double elapsed = pos.elapsed;
   if (o.resume) {
-    SafetensorsFile st = load_safetensors(state_path);
-    try {
-      net->load_state_dict(strip_prefix(st.tensors, "model."));
-      optim->load_state_dict(strip_prefix(st.tensors, "optim."));
-      first_epoch = std::stoll(st.metadata.at("epoch"));
-      res.best_epoch = std::stoll(st.metadata.at("best_epoch"));
-      res.best_val_auc = std::stod(st.metadata.at("best_val_auc"));
-      elapsed = std::stod(st.metadata.at("elapsed_seconds"));
-    } catch (const Error& e) {
-      throw Error(state_path + ": " + e.what());
-    } catch (const std::exception&) {
-      throw Error(state_path + ": metadata epoch/best_epoch/best_val_auc/elapsed_seconds missing or malformed");
-    }
-    for (const auto& r : read_metrics_csv(run_file(o.out, "metrics.csv")))
-      if (r.epoch <= first_epoch) res.rows.push_back(r);
-    if ((int64_t)res.rows.size() != first_epoch)
-      throw Error(run_file(o.out, "metrics.csv") + ": holds " + std::to_string(res.rows.size()) +
-                  " rows up to epoch " + std::to_string(first_epoch) + ", the state says " +
-                  std::to_string(first_epoch) + " epochs are done");
-    log("resuming %s after epoch %lld (best val AUC %.4f at epoch %lld)\n", o.out.c_str(), (long long)first_epoch,
-        res.best_val_auc, (long long)res.best_epoch);
+    // The files written after the last commit may be missing or stale (a kill
+    // between two writes): rewrite them from the committed state.
+    save_model(run_file(o.out, "last.safetensors"), *net, with_epoch(pos.epoch));
+    if (pos.best_epoch == pos.epoch) save_model(run_file(o.out, "best.safetensors"), *net, with_epoch(pos.epoch));
+    log("resuming %s after epoch %lld of %lld (best val AUC %.4f at epoch %lld)\n", o.out.c_str(),
+        (long long)pos.epoch, (long long)o.epochs, res.best_val_auc, (long long)res.best_epoch);
   }
-
-  nlohmann::json config = to_json(o);
-  config["name"] = std::filesystem::path(o.out).lexically_normal().filename().string();
-  if (config["name"] == "") config["name"] = std::filesystem::path(o.out).parent_path().filename().string();
-  config["params"] = net->num_parameters();
-  config["cache"] = src.cache_path;
-  config["split_csv"] = src.split_csv;
-  config["split"] = split_lists(*src.cache);
-  config["build"] = build_info();
-  config["created"] = utc_now();
-  write_json_file(run_file(o.out, "config.json"), config);
+  auto write_summary = [&](int64_t done) {
+    write_json_file(run_file(o.out, "summary.json"), {{"best_epoch", res.best_epoch},
+                                                      {"best_val_auc", res.best_val_auc},
+                                                      {"epochs_done", done},
+                                                      {"epochs", o.epochs},
+                                                      {"train_seconds", elapsed}});
+  };
   log("train: %s (%lld params) on %s, %lld train slices, %lld val slices, batch %lld, %lld epochs\n",
       o.net.c_str(), (long long)net->num_parameters(), device_name(dev), (long long)train_ds->size(),
       (long long)val_ds->size(), (long long)o.batch, (long long)o.epochs);
   log("%s\n", loader.describe().c_str());
 
-  for (int64_t e = first_epoch; e < o.epochs; ++e) {
+  for (int64_t e = pos.epoch; e < o.epochs; ++e) {
     const auto t0 = Clock::now();
     const double lr = optim->lr();
     reseed_dropout(*net, data::mix_seed(o.seed, (uint64_t)e, 0xD0));
@@ -221,41 +274,33 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
       optim->step();
       const double l = loss.item();
       if (!std::isfinite(l))
-        throw Error("train: the loss became " + fmt(l) + " in epoch " + std::to_string(e + 1) +
-                    " (lower --lr?)");
+        throw Error("train: the loss became " + fmt(l) + " in epoch " + std::to_string(e + 1) + " (lower --lr?)");
       loss_sum += l * (double)b.size();
       seen += b.size();
       if (hooks.on_batch) hooks.on_batch(e + 1, b.index + 1, loader.num_batches());
     }
     const double train_s = since(t0);
     const auto scores = score_slices(*net, val_ds, eval_batch, dev, o.workers);
-    const auto patients = per_patient(scores);
     EpochRow r;
     r.epoch = e + 1;
     r.train_loss = loss_sum / (double)seen;
     r.val_loss = mean_bce(scores);
-    r.val_auc = eval::roc_auc(as_scored(patients));
+    r.val_auc = eval::roc_auc(as_scored(per_patient(scores)));
     r.lr = lr;
     r.images_per_s = (double)seen / train_s;
     r.epoch_seconds = since(t0);
     elapsed += r.epoch_seconds;
     r.elapsed_seconds = elapsed;
     sched.step();
-
     const bool best = res.best_epoch == 0 || r.val_auc > res.best_val_auc;
-    if (best) {
-      res.best_epoch = r.epoch;
-      res.best_val_auc = r.val_auc;
-      save_model(run_file(o.out, "best.safetensors"), *net, {{"net", o.net}, {"epoch", std::to_string(r.epoch)}});
-    }
+    if (best) res.best_epoch = r.epoch, res.best_val_auc = r.val_auc;
     res.rows.push_back(r);
+
+    // Order matters for a kill at any point: everything before the state is
+    // redone by a resume from the previous epoch, everything after it is
+    // rewritten from the state by the resume.
+    save_model(run_file(o.out, "last.safetensors"), *net, with_epoch(r.epoch));
     write_metrics_csv(run_file(o.out, "metrics.csv"), res.rows);
-    write_json_file(run_file(o.out, "summary.json"), {{"best_epoch", res.best_epoch},
-                                                      {"best_val_auc", res.best_val_auc},
-                                                      {"epochs_done", r.epoch},
-                                                      {"epochs", o.epochs},
-                                                      {"train_seconds", elapsed}});
-    // The commit point of the epoch: everything --resume needs, in one file.
     std::vector<NamedTensor> st;
     add_prefixed(st, "model.", net->state_dict());
     add_prefixed(st, "optim.", optim->state_dict());
@@ -265,13 +310,15 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
                       {"lr", exact(optim->lr())},
                       {"best_epoch", std::to_string(res.best_epoch)},
                       {"best_val_auc", exact(res.best_val_auc)},
-                      {"elapsed_seconds", exact(elapsed)}});
-    save_model(run_file(o.out, "last.safetensors"), *net, {{"net", o.net}, {"epoch", std::to_string(r.epoch)}});
+                      {"elapsed_seconds", exact(elapsed)}});  // the commit point of the epoch
+    if (best) save_model(run_file(o.out, "best.safetensors"), *net, with_epoch(r.epoch));
+    write_summary(r.epoch);
     log("epoch %lld/%lld  loss %.4f  val_loss %.4f  val_auc %.4f  lr %.3g  %.1f img/s  %.1f s%s\n",
         (long long)r.epoch, (long long)o.epochs, r.train_loss, r.val_loss, r.val_auc, r.lr, r.images_per_s,
         r.epoch_seconds, best ? "  *best" : "");
     if (hooks.on_epoch) hooks.on_epoch(r);
   }
+  if (pos.epoch == o.epochs) write_summary(o.epochs);  // a finished run resumed: nothing to train
   res.epochs_done = o.epochs;
   res.train_seconds = elapsed;
   return res;
