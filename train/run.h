@@ -32,7 +32,9 @@
 //   RUN/measures_<split>[_central].txt  `ctgrad metrics`' key: value lines
 //   RUN/<split>[_central]_{roc,pr,det,thresholds}.csv  curves (eval/metrics.h)
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ctg::train {
 
@@ -41,5 +43,22 @@ inline std::string run_file(const std::string& run, const std::string& name) { r
 inline std::string scores_name(const std::string& split, bool central) {
   return "scores_" + split + (central ? "_central" : "") + ".csv";
 }
+
+// One row of RUN/metrics.csv.
+struct EpochRow {
+  int64_t epoch = 0;  // from 1
+  double train_loss = 0, val_loss = 0, val_auc = 0, lr = 0;
+  double images_per_s = 0, epoch_seconds = 0, elapsed_seconds = 0;
+};
+
+// Written whole and atomically each epoch (%.9g numbers); the reader's errors
+// name the file and line.
+void write_metrics_csv(const std::string& path, const std::vector<EpochRow>& rows);
+std::vector<EpochRow> read_metrics_csv(const std::string& path);
+
+// %.9g, and %.17g (a double that survives the round trip through text: the
+// resume position is stored as metadata strings).
+std::string fmt9(double v);
+std::string exact(double v);
 
 }  // namespace ctg::train

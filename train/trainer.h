@@ -17,14 +17,10 @@
 #include <vector>
 
 #include "train/config.h"
+#include "train/run.h"
 
 namespace ctg::train {
 
-struct EpochRow {
-  int64_t epoch = 0;  // from 1
-  double train_loss = 0, val_loss = 0, val_auc = 0, lr = 0;
-  double images_per_s = 0, epoch_seconds = 0, elapsed_seconds = 0;
-};
 
 struct TrainHooks {
   // Called after each epoch's files are written (tests throw here to
@@ -47,7 +43,5 @@ struct TrainResult {
 // the flag or file.
 TrainResult run_training(const TrainOptions& o, const TrainHooks& hooks = {});
 
-// Reads RUN/metrics.csv (errors name the file and line).
-std::vector<EpochRow> read_metrics_csv(const std::string& path);
 
 }  // namespace ctg::train
