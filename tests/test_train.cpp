@@ -33,6 +33,16 @@ using ctg::test::tiny_options;
 
 namespace {
 
+// A 10-patient cohort folder, not preprocessed (32² × 8 slices).
+void unprepared_cohort(const std::string& dir) {
+  data::SynthOptions so;
+  so.patients_per_grade = 2;
+  so.size = 32;
+  so.slices = 8;
+  so.workers = 1;
+  data::synth_cohort(dir, so);
+}
+
 std::vector<double> values(const std::string& file, const std::string& key) {
   for (const auto& nt : load_safetensors(file).tensors)
     if (nt.name == key) return nt.tensor.to(DType::f64).to_vector();
@@ -149,12 +159,7 @@ TEST_CASE("train refuses bad settings before any work, naming the flag") {
 
 TEST_CASE("a cohort folder with one class only is refused naming the class") {
   TempDir t;
-  data::SynthOptions so;
-  so.patients_per_grade = 2;
-  so.size = 32;
-  so.slices = 8;
-  so.workers = 1;
-  data::synth_cohort(t / "cohort", so);
+  unprepared_cohort(t / "cohort");
   for (const char* g : {"CT-2", "CT-3", "CT-4"}) std::filesystem::remove_all(t / ("cohort/studies/" + std::string(g)));
   auto o = tiny_options("cnn1", t / "run");
   o.data = t / "cohort";
@@ -166,12 +171,7 @@ TEST_CASE("a cohort folder with one class only is refused naming the class") {
 
 TEST_CASE("train checks --init against the net before it preprocesses a cohort folder") {
   TempDir t;
-  data::SynthOptions so;
-  so.patients_per_grade = 2;
-  so.size = 32;
-  so.slices = 8;
-  so.workers = 1;
-  data::synth_cohort(t / "cohort", so);
+  unprepared_cohort(t / "cohort");
   save_module(t / "cnn2.safetensors", *nets::make_net("cnn2", {32}));
   auto o = tiny_options("cnn1", t / "run");
   o.data = t / "cohort";
