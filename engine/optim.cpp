@@ -68,8 +68,8 @@ void SGD::step() {
                         kernels::sgd_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(),
                                                 buf.defined() ? buf.data<scalar_t>() : nullptr, p.numel(), lr_,
                                                 momentum_, wd_, first),
-                        kernels::sgd_update_cuda(p.data<float>(), g.data<float>(),
-                                                 buf.defined() ? buf.data<float>() : nullptr, p.numel(), lr_,
+                        kernels::sgd_update_cuda(p.device_data<float>(), g.device_data<float>(),
+                                                 buf.defined() ? buf.device_data<float>() : nullptr, p.numel(), lr_,
                                                  momentum_, wd_, first));
   }
 }
@@ -85,7 +85,7 @@ void Adam::step() {
                         kernels::adam_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
                                                  v.data<scalar_t>(), p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_,
                                                  step_),
-                        kernels::adam_update_cuda(p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(),
+                        kernels::adam_update_cuda(p.device_data<float>(), g.device_data<float>(), m.device_data<float>(), v.device_data<float>(),
                                                   p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_, step_));
   }
 }

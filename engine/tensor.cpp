@@ -91,7 +91,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  if (device == Device::cuda) cuda::memset_zero(t.raw_data(), t.nbytes());
+  if (device == Device::cuda) cuda::memset_zero(t.device_raw_data(), t.nbytes());
   else std::memset(t.raw_data(), 0, t.nbytes());
   return t;
 }
@@ -130,8 +130,25 @@ int64_t Tensor::size(int64_t i) const {
   return shape()[(size_t)i];
 }
 
+// The element pointer on whichever device holds the storage: for copies
+// inside this file only, where the device is always checked first.
+static void* storage_ptr(const Tensor& t) {
+  return static_cast<char*>(t.impl().storage->data) + t.impl().offset * dtype_size(t.dtype());
+}
+
 void* Tensor::raw_data() const {
-  return static_cast<char*>(impl().storage->data) + impl().offset * dtype_size(dtype());
+  if (device() == Device::cuda)
+    throw Error("host access to a cuda tensor (" + shape_str(shape()) + " " + dtype_name(dtype()) +
+                "): device memory cannot be read or written from the host; copy it with .to(Device::cpu) "
+                "(kernels take device_data())");
+  return storage_ptr(*this);
+}
+
+void* Tensor::device_raw_data() const {
+  if (device() != Device::cuda)
+    throw Error("device_data() of a cpu tensor (" + shape_str(shape()) + " " + dtype_name(dtype()) +
+                "): a CUDA kernel or copy was handed host memory");
+  return storage_ptr(*this);
 }
 
 Tensor& Tensor::set_requires_grad(bool on) {
@@ -155,7 +172,7 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape(), dtype(), device());
-  if (device() == Device::cuda) cuda::copy_d2d(t.raw_data(), raw_data(), nbytes());
+  if (device() == Device::cuda) cuda::copy_d2d(t.device_raw_data(), device_raw_data(), nbytes());
   else std::memcpy(t.raw_data(), raw_data(), nbytes());
   return t;
 }
@@ -163,8 +180,8 @@ Tensor Tensor::clone() const {
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
   Tensor t = empty(shape(), dtype(), dev);
-  if (dev == Device::cuda) cuda::copy_h2d(t.raw_data(), raw_data(), nbytes());
-  else cuda::copy_d2h(t.raw_data(), raw_data(), nbytes());
+  if (dev == Device::cuda) cuda::copy_h2d(t.device_raw_data(), raw_data(), nbytes());
+  else cuda::copy_d2h(t.raw_data(), device_raw_data(), nbytes());
   return t;
 }
 
@@ -180,7 +197,7 @@ double Tensor::at(int64_t i) const {
   if (i < 0 || i >= numel()) throw Error("tensor.at: index out of range");
   if (device() == Device::cuda) {
     Tensor one = empty({}, dtype());
-    cuda::copy_d2h(one.raw_data(), static_cast<char*>(raw_data()) + i * dtype_size(dtype()), dtype_size(dtype()));
+    cuda::copy_d2h(one.raw_data(), static_cast<char*>(device_raw_data()) + i * dtype_size(dtype()), dtype_size(dtype()));
     return one.at(0);
   }
   switch (dtype()) {
@@ -223,9 +240,9 @@ void Tensor::copy_(const Tensor& src) {
   if (src.device() != Device::cpu || device() != Device::cpu) {
     // Cross-device or on-device: convert dtype on the host if needed, then copy.
     Tensor s = src.dtype() == dtype() ? src : src.to(Device::cpu).to(dtype());
-    if (device() == Device::cuda && s.device() == Device::cuda) cuda::copy_d2d(raw_data(), s.raw_data(), nbytes());
-    else if (device() == Device::cuda) cuda::copy_h2d(raw_data(), s.raw_data(), nbytes());
-    else cuda::copy_d2h(raw_data(), s.raw_data(), nbytes());
+    if (device() == Device::cuda && s.device() == Device::cuda) cuda::copy_d2d(device_raw_data(), s.device_raw_data(), nbytes());
+    else if (device() == Device::cuda) cuda::copy_h2d(device_raw_data(), s.raw_data(), nbytes());
+    else cuda::copy_d2h(raw_data(), s.device_raw_data(), nbytes());
     return;
   }
   if (src.dtype() == dtype()) {

@@ -87,10 +87,17 @@ class Tensor {
   Device device() const { return impl().storage->device; }
   bool is_floating() const { return dtype() == DType::f32 || dtype() == DType::f64; }
 
-  // Typed element pointer; throws if T does not match dtype().
+  // Host pointers: the elements of a CPU tensor; throws if T does not match
+  // dtype(), and throws on a CUDA tensor — device memory read from the host
+  // crashes on a GPU, so the emulated build refuses it too. Copy first
+  // (to(Device::cpu), to_vector(), item()).
   template <typename T>
   T* data() const;
   void* raw_data() const;
+  // Device pointers: what a CUDA kernel or copy takes; throws on a CPU tensor.
+  template <typename T>
+  T* device_data() const;
+  void* device_raw_data() const;
 
   // Autograd.
   bool requires_grad() const { return impl().requires_grad; }
@@ -138,6 +145,13 @@ T* Tensor::data() const {
     throw Error(std::string("tensor of dtype ") + dtype_name(dtype()) + " accessed as " +
                 dtype_name(dtype_of<T>::value));
   return static_cast<T*>(raw_data());
+}
+template <typename T>
+T* Tensor::device_data() const {
+  if (dtype() != dtype_of<T>::value)
+    throw Error(std::string("tensor of dtype ") + dtype_name(dtype()) + " accessed as " +
+                dtype_name(dtype_of<T>::value));
+  return static_cast<T*>(device_raw_data());
 }
 
 // Run `body` with scalar_t bound to float or double according to `dt`.

@@ -146,8 +146,8 @@ TEST_CASE("cuda vs cpu: batchnorm2d saved mean and invstd") {
              rv = test::fresh_on(k.running_var, dev), y = Tensor::empty(s, DType::f32, dev),
              mean = Tensor::empty({C}, DType::f32, dev), invstd = Tensor::empty({C}, DType::f32, dev);
       if (dev == Device::cuda)
-        kernels::batchnorm2d_forward_cuda(x.data<float>(), nullptr, nullptr, rm.data<float>(), rv.data<float>(),
-                                          y.data<float>(), mean.data<float>(), invstd.data<float>(), N, C, HW,
+        kernels::batchnorm2d_forward_cuda(x.device_data<float>(), nullptr, nullptr, rm.device_data<float>(), rv.device_data<float>(),
+                                          y.device_data<float>(), mean.device_data<float>(), invstd.device_data<float>(), N, C, HW,
                                           training, kMomentum, kEps);
       else
         kernels::batchnorm2d_forward_cpu(x.data<float>(), (const float*)nullptr, (const float*)nullptr,

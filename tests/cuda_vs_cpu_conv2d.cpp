@@ -48,7 +48,10 @@ double atol_for(const kernels::Conv2dDims& d) {
   return 1e-5 * std::sqrt((double)K);
 }
 
-float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+// The tensor's elements for the kernel of its device (nullptr when undefined).
+float* ptr(const Tensor& t) {
+  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
+}
 
 struct Inputs {
   Tensor x, w, b, gy, gx0, gw0, gb0;  // b, gx0, gb0 may be undefined

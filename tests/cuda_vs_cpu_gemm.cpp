@@ -85,8 +85,8 @@ Tensor run_cuda(const Problem& p, const GemmOptions& opt) {
   Layout l(c);
   Tensor A = p.A.to(Device::cuda), B = p.B.to(Device::cuda), C = p.C0.to(Device::cuda);
   if (c.beta == 0.f) C.fill_(std::numeric_limits<double>::quiet_NaN());
-  kernels::gemm_cuda(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data<float>(), l.lda, B.data<float>(), l.ldb, c.beta,
-                     C.data<float>(), l.ldc, p.batch, opt);
+  kernels::gemm_cuda(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.device_data<float>(), l.lda, B.device_data<float>(), l.ldb, c.beta,
+                     C.device_data<float>(), l.ldc, p.batch, opt);
   return C.to(Device::cpu);
 }
 

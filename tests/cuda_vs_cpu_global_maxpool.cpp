@@ -25,9 +25,9 @@ Forward forward_entry_point(const Tensor& x_cpu, Device dev) {
   Tensor x = test::fresh_on(x_cpu, dev);
   Tensor y = Tensor::empty({planes}, DType::f32, dev);
   Tensor am = Tensor::empty({(planes + 1) / 2}, DType::i64, dev);  // int32 packed two per i64, as in the op
-  int32_t* am32 = static_cast<int32_t*>(am.raw_data());
+  int32_t* am32 = static_cast<int32_t*>(dev == Device::cuda ? am.device_raw_data() : am.raw_data());
   if (dev == Device::cuda)
-    kernels::global_maxpool_forward_cuda(x.data<float>(), y.data<float>(), am32, planes, HW);
+    kernels::global_maxpool_forward_cuda(x.device_data<float>(), y.device_data<float>(), am32, planes, HW);
   else
     kernels::global_maxpool_forward_cpu(x.data<float>(), y.data<float>(), am32, planes, HW);
   Tensor yh = y.to(Device::cpu), amh = am.to(Device::cpu);

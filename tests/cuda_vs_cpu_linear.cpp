@@ -27,7 +27,10 @@ struct Shape3 {
 
 double atol_for(const Shape3& s) { return 1e-5 * std::sqrt((double)std::max({s.N, s.I, s.O})); }
 
-float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+// The tensor's elements for the kernel of its device (nullptr when undefined).
+float* ptr(const Tensor& t) {
+  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
+}
 
 // Outputs of one forward and one backward on `dev`: y, gx, gW, gb (gradients
 // start from the given values, undefined ones are not requested).

@@ -29,7 +29,10 @@ using kernels::GemmImpl;
 
 namespace {
 using ctg::test::error_of;
-float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+// The tensor's elements for the kernel of its device (nullptr when undefined).
+float* ptr(const Tensor& t) {
+  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
+}
 bool gpu_with(bool available, const char* what) {
   if (!cuda::is_emulated() && available && cuda::available()) return true;
   MESSAGE(std::string(what) << " not run: it needs a native build on a GPU (" << kernels::cublas_status() << "; "

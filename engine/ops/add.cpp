@@ -8,7 +8,7 @@ namespace ctg::ops {
 namespace detail {
 void accumulate(const Tensor& gy, const Tensor& g) {
   CTG_DISPATCH_DEVICE(g, "accumulate", kernels::add_backward_cpu(gy.data<scalar_t>(), g.data<scalar_t>(), g.numel()),
-                      kernels::add_backward_cuda(gy.data<float>(), g.data<float>(), g.numel()));
+                      kernels::add_backward_cuda(gy.device_data<float>(), g.device_data<float>(), g.numel()));
 }
 }  // namespace detail
 
@@ -21,7 +21,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
   CTG_DISPATCH_DEVICE(a, "add",
                       kernels::add_forward_cpu(a.data<scalar_t>(), b.data<scalar_t>(), y.data<scalar_t>(), a.numel()),
-                      kernels::add_forward_cuda(a.data<float>(), b.data<float>(), y.data<float>(), a.numel()));
+                      kernels::add_forward_cuda(a.device_data<float>(), b.device_data<float>(), y.device_data<float>(), a.numel()));
   if (autograd::needs_grad({&a, &b})) {
     auto node = autograd::record("add", y, {a, b});
     node->backward = [](Node& n, const Tensor& gy) {

@@ -51,9 +51,9 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
                           detail::ptr_or_null<scalar_t>(running_var), y.data<scalar_t>(), mean.data<scalar_t>(),
                           invstd.data<scalar_t>(), N, C, HW, training, momentum, eps),
                       kernels::batchnorm2d_forward_cuda(
-                          x.data<float>(), detail::ptr_or_null<float>(gamma), detail::ptr_or_null<float>(beta),
-                          detail::ptr_or_null<float>(running_mean), detail::ptr_or_null<float>(running_var),
-                          y.data<float>(), mean.data<float>(), invstd.data<float>(), N, C, HW, training, momentum,
+                          x.device_data<float>(), detail::device_ptr_or_null<float>(gamma), detail::device_ptr_or_null<float>(beta),
+                          detail::device_ptr_or_null<float>(running_mean), detail::device_ptr_or_null<float>(running_var),
+                          y.device_data<float>(), mean.device_data<float>(), invstd.device_data<float>(), N, C, HW, training, momentum,
                           eps));
 
   if (autograd::needs_grad({&x, &gamma, &beta})) {
@@ -78,10 +78,10 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
                               detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(ggamma),
                               detail::ptr_or_null<scalar_t>(gbeta), N, C, HW, training),
                           kernels::batchnorm2d_backward_cuda(
-                              n.saved[0].data<float>(), has_gamma ? n.saved[3].data<float>() : nullptr,
-                              n.saved[1].data<float>(), n.saved[2].data<float>(), gy.data<float>(),
-                              detail::ptr_or_null<float>(gx), detail::ptr_or_null<float>(ggamma),
-                              detail::ptr_or_null<float>(gbeta), N, C, HW, training));
+                              n.saved[0].device_data<float>(), has_gamma ? n.saved[3].device_data<float>() : nullptr,
+                              n.saved[1].device_data<float>(), n.saved[2].device_data<float>(), gy.device_data<float>(),
+                              detail::device_ptr_or_null<float>(gx), detail::device_ptr_or_null<float>(ggamma),
+                              detail::device_ptr_or_null<float>(gbeta), N, C, HW, training));
     };
   }
   return y;

@@ -16,8 +16,8 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
   CTG_DISPATCH_DEVICE(logits, "bce_with_logits",
                       loss.data<scalar_t>()[0] = kernels::bce_with_logits_forward_cpu(
                           logits.data<scalar_t>(), targets.data<scalar_t>(), logits.numel()),
-                      kernels::bce_with_logits_forward_cuda(logits.data<float>(), targets.data<float>(),
-                                                            loss.data<float>(), logits.numel()));
+                      kernels::bce_with_logits_forward_cuda(logits.device_data<float>(), targets.device_data<float>(),
+                                                            loss.device_data<float>(), logits.numel()));
   if (autograd::needs_grad({&logits})) {
     auto node = autograd::record("bce_with_logits", loss, {logits});
     node->save(logits);
@@ -29,8 +29,8 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
       CTG_DISPATCH_DEVICE(g, "bce_with_logits",
                           kernels::bce_with_logits_backward_cpu(n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(),
                                                                 g.data<scalar_t>()[0], gz.data<scalar_t>(), gz.numel()),
-                          kernels::bce_with_logits_backward_cuda(n.saved[0].data<float>(), n.saved[1].data<float>(),
-                                                                 g.data<float>(), gz.data<float>(), gz.numel()));
+                          kernels::bce_with_logits_backward_cuda(n.saved[0].device_data<float>(), n.saved[1].device_data<float>(),
+                                                                 g.device_data<float>(), gz.device_data<float>(), gz.numel()));
     };
   }
   return loss;

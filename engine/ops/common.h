@@ -50,10 +50,19 @@ inline void check_dim(const Tensor& t, int64_t d, const char* op, const char* wh
                 shape_str(t.shape()));
 }
 
-// Pointer to the data of an optional tensor (nullptr when undefined).
+// Pointer to the data of an optional tensor (nullptr when undefined): host
+// memory for a CPU kernel, device memory for a CUDA kernel.
 template <typename T>
 T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
+}
+template <typename T>
+T* device_ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.device_data<T>() : nullptr;
+}
+// A raw buffer (maxpool's packed int32 argmax) for the kernel of t's device.
+inline void* kernel_ptr(const Tensor& t) {
+  return t.device() == Device::cuda ? t.device_raw_data() : t.raw_data();
 }
 
 }  // namespace ctg::ops::detail

@@ -49,8 +49,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   CTG_DISPATCH_DEVICE(x, "conv2d",
                       kernels::conv2d_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
                                                   detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), d),
-                      kernels::conv2d_forward_cuda(x.data<float>(), w.data<float>(), detail::ptr_or_null<float>(b),
-                                                   y.data<float>(), d));
+                      kernels::conv2d_forward_cuda(x.device_data<float>(), w.device_data<float>(), detail::device_ptr_or_null<float>(b),
+                                                   y.device_data<float>(), d));
   if (autograd::needs_grad({&x, &w, &b})) {
     auto node = autograd::record("conv2d", y, {x, w, b});
     node->save(x);
@@ -64,9 +64,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
                               detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
                               detail::ptr_or_null<scalar_t>(gb), d),
                           kernels::conv2d_backward_cuda(
-                              n.saved[0].data<float>(), n.saved[1].data<float>(), gy.data<float>(),
-                              detail::ptr_or_null<float>(gx), detail::ptr_or_null<float>(gw),
-                              detail::ptr_or_null<float>(gb), d));
+                              n.saved[0].device_data<float>(), n.saved[1].device_data<float>(), gy.device_data<float>(),
+                              detail::device_ptr_or_null<float>(gx), detail::device_ptr_or_null<float>(gw),
+                              detail::device_ptr_or_null<float>(gb), d));
     };
   }
   return y;

@@ -12,7 +12,7 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   CTG_DISPATCH_DEVICE(x, "dropout",
                       kernels::dropout_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), x.numel(), p, seed),
-                      kernels::dropout_forward_cuda(x.data<float>(), y.data<float>(), x.numel(), p, seed));
+                      kernels::dropout_forward_cuda(x.device_data<float>(), y.device_data<float>(), x.numel(), p, seed));
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("dropout", y, {x});
     node->backward = [p, seed](Node& n, const Tensor& gy) {
@@ -21,7 +21,7 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed) {
       detail::trace_kernel("dropout_backward", gy);
       CTG_DISPATCH_DEVICE(gy, "dropout",
                           kernels::dropout_backward_cpu(gy.data<scalar_t>(), gx.data<scalar_t>(), gy.numel(), p, seed),
-                          kernels::dropout_backward_cuda(gy.data<float>(), gx.data<float>(), gy.numel(), p, seed));
+                          kernels::dropout_backward_cuda(gy.device_data<float>(), gx.device_data<float>(), gy.numel(), p, seed));
     };
   }
   return y;

@@ -20,11 +20,11 @@ Tensor global_maxpool(const Tensor& x) {
   // No int32 dtype in the engine: the int32 argmax is packed two per i64
   // element, so the saved buffer is a tensor that memory accounting sees.
   Tensor argmax = Tensor::empty({(planes + 1) / 2}, DType::i64, x.device());
-  int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
+  int32_t* argmax_i32 = static_cast<int32_t*>(detail::kernel_ptr(argmax));
   CTG_DISPATCH_DEVICE(x, "global_maxpool",
                       kernels::global_maxpool_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32,
                                                           planes, HW),
-                      kernels::global_maxpool_forward_cuda(x.data<float>(), y.data<float>(), argmax_i32, planes, HW));
+                      kernels::global_maxpool_forward_cuda(x.device_data<float>(), y.device_data<float>(), argmax_i32, planes, HW));
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("global_maxpool", y, {x});
     node->save(argmax);
@@ -33,11 +33,11 @@ Tensor global_maxpool(const Tensor& x) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
       detail::trace_kernel("global_maxpool_backward", gy);
-      const int32_t* am = static_cast<const int32_t*>(n.saved[0].raw_data());
+      const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved[0]));
       CTG_DISPATCH_DEVICE(gy, "global_maxpool",
                           kernels::global_maxpool_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), planes,
                                                                HW),
-                          kernels::global_maxpool_backward_cuda(am, gy.data<float>(), gx.data<float>(), planes, HW));
+                          kernels::global_maxpool_backward_cuda(am, gy.device_data<float>(), gx.device_data<float>(), planes, HW));
     };
   }
   return y;

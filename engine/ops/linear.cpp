@@ -24,8 +24,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   CTG_DISPATCH_DEVICE(x, "linear",
                       kernels::linear_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
                                                   detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), N, I, O),
-                      kernels::linear_forward_cuda(x.data<float>(), w.data<float>(), detail::ptr_or_null<float>(b),
-                                                   y.data<float>(), N, I, O));
+                      kernels::linear_forward_cuda(x.device_data<float>(), w.device_data<float>(), detail::device_ptr_or_null<float>(b),
+                                                   y.device_data<float>(), N, I, O));
   if (autograd::needs_grad({&x, &w, &b})) {
     auto node = autograd::record("linear", y, {x, w, b});
     node->save(x);
@@ -39,9 +39,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                               detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
                               detail::ptr_or_null<scalar_t>(gb), N, I, O),
                           kernels::linear_backward_cuda(
-                              n.saved[0].data<float>(), n.saved[1].data<float>(), gy.data<float>(),
-                              detail::ptr_or_null<float>(gx), detail::ptr_or_null<float>(gw),
-                              detail::ptr_or_null<float>(gb), N, I, O));
+                              n.saved[0].device_data<float>(), n.saved[1].device_data<float>(), gy.device_data<float>(),
+                              detail::device_ptr_or_null<float>(gx), detail::device_ptr_or_null<float>(gw),
+                              detail::device_ptr_or_null<float>(gb), N, I, O));
     };
   }
   return y;

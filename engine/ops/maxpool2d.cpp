@@ -47,10 +47,10 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
   // that the saved-memory accounting sees.
   const int64_t n_out = N * C * g.OH * g.OW;
   Tensor argmax = Tensor::empty({(n_out + 1) / 2}, DType::i64, x.device());
-  int32_t* argmax_i32 = static_cast<int32_t*>(argmax.raw_data());
+  int32_t* argmax_i32 = static_cast<int32_t*>(detail::kernel_ptr(argmax));
   CTG_DISPATCH_DEVICE(x, "maxpool2d",
                       kernels::maxpool2d_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32, g),
-                      kernels::maxpool2d_forward_cuda(x.data<float>(), y.data<float>(), argmax_i32, g));
+                      kernels::maxpool2d_forward_cuda(x.device_data<float>(), y.device_data<float>(), argmax_i32, g));
 
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("maxpool2d", y, {x});
@@ -60,10 +60,10 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
       detail::trace_kernel("maxpool2d_backward", gy);
-      const int32_t* am = static_cast<const int32_t*>(n.saved[0].raw_data());
+      const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved[0]));
       CTG_DISPATCH_DEVICE(gy, "maxpool2d",
                           kernels::maxpool2d_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), g),
-                          kernels::maxpool2d_backward_cuda(am, gy.data<float>(), gx.data<float>(), g));
+                          kernels::maxpool2d_backward_cuda(am, gy.device_data<float>(), gx.device_data<float>(), g));
     };
   }
   return y;

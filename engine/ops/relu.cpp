@@ -9,7 +9,7 @@ Tensor relu(const Tensor& x) {
   detail::check_float(x, "relu", "input");
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   CTG_DISPATCH_DEVICE(x, "relu", kernels::relu_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), x.numel()),
-                      kernels::relu_forward_cuda(x.data<float>(), y.data<float>(), x.numel()));
+                      kernels::relu_forward_cuda(x.device_data<float>(), y.device_data<float>(), x.numel()));
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("relu", y, {x});
     node->save(y);  // the mask is y > 0
@@ -20,8 +20,8 @@ Tensor relu(const Tensor& x) {
       CTG_DISPATCH_DEVICE(gy, "relu",
                           kernels::relu_backward_cpu(n.saved[0].data<scalar_t>(), gy.data<scalar_t>(),
                                                      gx.data<scalar_t>(), gy.numel()),
-                          kernels::relu_backward_cuda(n.saved[0].data<float>(), gy.data<float>(),
-                                                      gx.data<float>(), gy.numel()));
+                          kernels::relu_backward_cuda(n.saved[0].device_data<float>(), gy.device_data<float>(),
+                                                      gx.device_data<float>(), gy.numel()));
     };
   }
   return y;

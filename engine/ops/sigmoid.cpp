@@ -9,7 +9,7 @@ Tensor sigmoid(const Tensor& x) {
   detail::check_float(x, "sigmoid", "input");
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   CTG_DISPATCH_DEVICE(x, "sigmoid", kernels::sigmoid_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), x.numel()),
-                      kernels::sigmoid_forward_cuda(x.data<float>(), y.data<float>(), x.numel()));
+                      kernels::sigmoid_forward_cuda(x.device_data<float>(), y.device_data<float>(), x.numel()));
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("sigmoid", y, {x});
     node->save(y);  // σ' = y(1 − y)
@@ -20,7 +20,7 @@ Tensor sigmoid(const Tensor& x) {
       CTG_DISPATCH_DEVICE(gy, "sigmoid",
                           kernels::sigmoid_backward_cpu(n.saved[0].data<scalar_t>(), gy.data<scalar_t>(),
                                                         gx.data<scalar_t>(), gy.numel()),
-                          kernels::sigmoid_backward_cuda(n.saved[0].data<float>(), gy.data<float>(), gx.data<float>(),
+                          kernels::sigmoid_backward_cuda(n.saved[0].device_data<float>(), gy.device_data<float>(), gx.device_data<float>(),
                                                          gy.numel()));
     };
   }
