@@ -6,7 +6,7 @@ namespace ctg::kernels {
 template <typename T>
 void relu_forward_cpu(const T* x, T* y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] <= T(0) ? T(0) : x[i];  // NaN stays NaN, as torch.relu
 }
 
 template <typename T>

@@ -21,6 +21,7 @@ void* device_alloc(size_t bytes) {
   if (!p)
     throw Error("CUDA: out of device memory allocating " + std::to_string(bytes) + " bytes (" +
                 std::to_string(device_cache().stats().bytes_in_use >> 20) + " MiB in use)");
+  backend::poison_device_memory(p, bytes);
   return p;
 }
 

@@ -10,7 +10,7 @@
 namespace ctg::kernels {
 
 CTG_GLOBAL void relu_forward_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
-  CTG_GRID_STRIDE_LOOP(i, n) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  CTG_GRID_STRIDE_LOOP(i, n) y[i] = x[i] <= 0.f ? 0.f : x[i];  // NaN stays NaN, as torch.relu
 }
 
 CTG_GLOBAL void relu_backward_kernel(const float* __restrict__ y, const float* __restrict__ gy,

@@ -60,6 +60,11 @@ void destroy_event(Event e);
 namespace backend {  // implemented by runtime_native.cu / runtime_emu.cpp
 void* raw_device_alloc(size_t bytes);  // nullptr when out of memory
 void raw_device_free(void* p);
+// Called on every block device_alloc hands out, fresh or reused: the
+// emulation fills it with 0xFF bytes (NaN as float32), so a kernel that reads
+// what nothing wrote fails a test; on a GPU it does the same on the compute
+// stream when CTGRAD_CUDA_POISON=1, and nothing otherwise.
+void poison_device_memory(void* p, size_t bytes);
 }  // namespace backend
 
 }  // namespace ctg::cuda

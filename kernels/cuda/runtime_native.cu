@@ -2,6 +2,7 @@
 // Every CUDA call's status is checked and a failure names the call.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "engine/tensor.h"
@@ -64,6 +65,13 @@ void* raw_device_alloc(size_t bytes) {
   return p;
 }
 void raw_device_free(void* p) { CTG_CUDA_CHECK(cudaFree(p)); }
+void poison_device_memory(void* p, size_t bytes) {
+  static const bool on = [] {
+    const char* v = std::getenv("CTGRAD_CUDA_POISON");
+    return v && *v && std::string(v) != "0";
+  }();
+  if (on) CTG_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, bytes, nullptr));
+}
 }  // namespace backend
 
 void* pinned_alloc(size_t bytes) {

@@ -15,7 +15,10 @@
 //   call site) is reported as an exception naming the kernel, block and site.
 // - Static and dynamic shared memory are filled with 0xFF bytes (NaN for floats)
 //   at block start, so reading what nothing wrote shows up as a wrong answer.
-// - "Device memory" is ordinary host memory; atomics are real atomics.
+// - "Device memory" is ordinary host memory, NaN-filled when allocated
+//   (kernels/cuda/runtime_emu.cpp); atomics are real atomics.
+// - The compute stream runs each launch before returning; created streams
+//   queue their work until something waits for it (streams.h).
 #pragma once
 
 #if defined(__CUDACC__)
@@ -28,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -35,6 +39,7 @@
 #include <vector>
 
 #include "kernels/cuda/emu/schedule.h"
+#include "kernels/cuda/emu/streams.h"
 
 // ---- CUDA's built-in types (global namespace, as in CUDA) ----------------------
 struct uint3 {
@@ -45,8 +50,8 @@ struct dim3 {
   constexpr dim3(unsigned int vx = 1, unsigned int vy = 1, unsigned int vz = 1) : x(vx), y(vy), z(vz) {}
   constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
 };
-// Same spelling as CUDA's opaque stream handle; emulated launches are synchronous,
-// so the stream only exists to keep launch signatures identical.
+// Same spelling as CUDA's opaque stream handle (kernels/cuda/emu/streams.h
+// gives created streams their order).
 struct CUstream_st;
 typedef CUstream_st* cudaStream_t;
 
@@ -164,22 +169,29 @@ namespace ctg::cuda {
 // The dialect's launch: under nvcc `kernel<<<grid, block, shmem, stream>>>(args...)`;
 // here every thread of every block calls kernel(args...). Arguments are converted
 // to the kernel's parameter types once, as a real launch copies them.
+// On the compute stream (nullptr) the launch runs before returning; on a
+// created stream it is queued and runs when something waits for that stream
+// (kernels/cuda/emu/streams.h), so a missing wait shows in a test.
 template <typename... P, typename... A>
 void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t dyn_shared_bytes,
-            cudaStream_t /*stream: launches are synchronous*/, A&&... args) {
+            cudaStream_t stream, A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "ctg::cuda::launch: argument count differs from the kernel's");
   struct Closure {
     void (*kernel)(P...);
     std::tuple<P...> args;
   };
-  const Closure closure{kernel, std::tuple<P...>(std::forward<A>(args)...)};
-  emu::detail::launch_erased(
-      name, grid, block, dyn_shared_bytes,
-      [](const void* p) {
-        const Closure* c = static_cast<const Closure*>(p);
-        std::apply(c->kernel, c->args);
-      },
-      &closure);
+  auto closure = std::make_shared<const Closure>(Closure{kernel, std::tuple<P...>(std::forward<A>(args)...)});
+  auto run = [name, grid, block, dyn_shared_bytes, closure] {
+    emu::detail::launch_erased(
+        name, grid, block, dyn_shared_bytes,
+        [](const void* p) {
+          const Closure* c = static_cast<const Closure*>(p);
+          std::apply(c->kernel, c->args);
+        },
+        closure.get());
+  };
+  if (stream) emu::stream_enqueue(stream, run);
+  else run();
 }
 }  // namespace ctg::cuda
 

@@ -1,0 +1,88 @@
+// Deferred streams of the CUDA emulation (see streams.h).
+#include "kernels/cuda/emu/streams.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+namespace ctg::cuda::emu {
+
+namespace {
+struct EmuStream {
+  std::deque<std::function<void()>> queue;
+  uint64_t issued = 0, done = 0;
+};
+// "The first `upto` operations of `stream`"; stream == nullptr: complete.
+struct EmuEvent {
+  EmuStream* stream = nullptr;
+  uint64_t upto = 0;
+};
+
+// Recursive: a queued operation may itself wait on an event or free memory.
+// Loader workers wait on events from their own threads, hence the lock.
+std::recursive_mutex g_mu;
+std::vector<EmuStream*> g_streams;
+
+bool live(EmuStream* s) { return std::find(g_streams.begin(), g_streams.end(), s) != g_streams.end(); }
+
+void run_until(EmuStream* s, uint64_t upto) {
+  while (s->done < upto && !s->queue.empty()) {
+    std::function<void()> op = std::move(s->queue.front());
+    s->queue.pop_front();
+    s->done++;
+    op();  // an exception (a kernel's error) surfaces at the wait, as CUDA's asynchronous errors do
+  }
+}
+}  // namespace
+
+void* stream_create() {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  g_streams.push_back(new EmuStream);
+  return g_streams.back();
+}
+
+void stream_destroy(void* stream) {
+  if (!stream) return;
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* s = static_cast<EmuStream*>(stream);
+  if (!live(s)) throw std::runtime_error("CUDA emulation: destroy of an unknown stream");
+  run_until(s, s->issued);
+  g_streams.erase(std::remove(g_streams.begin(), g_streams.end(), s), g_streams.end());
+  delete s;
+}
+
+void stream_enqueue(void* stream, std::function<void()> op) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* s = static_cast<EmuStream*>(stream);
+  if (!s || !live(s)) throw std::runtime_error("CUDA emulation: work queued on an unknown stream");
+  s->queue.push_back(std::move(op));
+  s->issued++;
+}
+
+void* event_create() { return new EmuEvent; }
+void event_destroy(void* event) { delete static_cast<EmuEvent*>(event); }
+
+void event_record(void* event, void* stream) {
+  if (!event) throw std::runtime_error("CUDA emulation: record of a null event");
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* e = static_cast<EmuEvent*>(event);
+  e->stream = static_cast<EmuStream*>(stream);
+  e->upto = e->stream ? e->stream->issued : 0;
+}
+
+void event_wait(void* event) {
+  if (!event) throw std::runtime_error("CUDA emulation: wait on a null event");
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* e = static_cast<EmuEvent*>(event);
+  if (e->stream && live(e->stream)) run_until(e->stream, e->upto);
+}
+
+void run_all_streams() {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  for (size_t i = 0; i < g_streams.size(); ++i) run_until(g_streams[i], g_streams[i]->issued);
+}
+
+}  // namespace ctg::cuda::emu
