@@ -126,8 +126,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, const LoaderOptio
 
 DataLoader::~DataLoader() {
   stop_workers();
-  ahead_.reset();
   if (copy_stream_) {
+    retire_ahead();
     for (void* e : copy_done_) cuda::event_synchronize(e);
     for (void* e : copy_done_) cuda::destroy_event(e);
     cuda::destroy_event(compute_done_);
@@ -181,9 +181,20 @@ void DataLoader::stop_workers() {
   stop_ = false;
 }
 
+// The batch copied ahead is dropped (a new epoch, the destructor). Its
+// device buffers go back to the caching allocator, whose blocks are reused in
+// compute-stream order, while the copy stream may still be writing into them:
+// the compute stream first waits for that copy, so no kernel queued later can
+// be handed a block the copy still writes.
+void DataLoader::retire_ahead() {
+  if (!ahead_) return;
+  cuda::stream_wait_event(cuda::compute_stream(), copy_done_[ahead_event_]);
+  ahead_.reset();
+}
+
 void DataLoader::start_epoch(int64_t epoch) {
   stop_workers();
-  ahead_.reset();
+  retire_ahead();
   {
     std::lock_guard<std::mutex> lock(mu_);
     epoch_ = epoch;
@@ -310,8 +321,8 @@ Batch DataLoader::issue_copy(Batch host) {
   Batch d = host;
   d.images = Tensor::empty(host.images.shape(), DType::f32, Device::cuda);
   d.labels = Tensor::empty(host.labels.shape(), DType::f32, Device::cuda);
-  cuda::copy_h2d_async(d.images.raw_data(), host.images.raw_data(), host.images.nbytes(), copy_stream_);
-  cuda::copy_h2d_async(d.labels.raw_data(), host.labels.raw_data(), host.labels.nbytes(), copy_stream_);
+  cuda::copy_h2d_async(d.images.device_raw_data(), host.images.raw_data(), host.images.nbytes(), copy_stream_);
+  cuda::copy_h2d_async(d.labels.device_raw_data(), host.labels.raw_data(), host.labels.nbytes(), copy_stream_);
   copy_parity_ ^= 1;
   ahead_event_ = copy_parity_;
   cuda::record_event(copy_done_[copy_parity_], copy_stream_);

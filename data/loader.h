@@ -102,6 +102,7 @@ class DataLoader {
   void stop_workers();
   bool next_host(Batch& out);
   Batch issue_copy(Batch host);
+  void retire_ahead();
 
   std::shared_ptr<const Dataset> ds_;
   LoaderOptions opt_;

@@ -219,6 +219,34 @@ TEST_CASE("loader: pinned ring and pageable buffers give the same batches - devi
   }
 }
 
+// The batch copied ahead when an epoch is cut short: its device buffers go
+// back to the caching allocator while the copy into them may still be queued
+// on the copy stream (the emulation runs it only when waited for, as a GPU
+// may run it late). A tensor the compute stream then gets from the same block
+// must not be overwritten by that copy.
+TEST_CASE("loader: a new epoch does not free device buffers that a queued copy still writes") {
+  Emulated emu;
+  if (!cuda::is_emulated()) return;  // the ordering is the emulation's model; on a GPU this is a race
+  auto ds = std::make_shared<FakeDataset>(12, 8);
+  for (bool pin : {true, false}) {
+    CAPTURE(pin);
+    LoaderOptions o;
+    o.batch_size = 4, o.num_workers = 1, o.pin_memory = pin, o.device = Device::cuda;
+    DataLoader l(ds, o);
+    l.start_epoch(0);
+    Batch b;
+    REQUIRE(l.next(b));  // batch 0 handed out; batch 1's copy is queued ahead
+    b = Batch();
+    l.start_epoch(1);    // drops batch 1 — its device block returns to the cache
+    // Same size as a batch's images: the caching allocator hands out that block.
+    Tensor mine = Tensor::full({4, 1, 8, 8}, 7.0).to(Device::cuda);
+    REQUIRE(l.next(b));  // waits for epoch 1's first copy (and so for everything queued before it)
+    const std::vector<double> v = mine.to_vector();
+    CHECK(std::count(v.begin(), v.end(), 7.0) == (long)v.size());
+    CHECK(b.images.to_vector()[0] == 0.0);  // epoch 1, batch 0 starts with item 0 (no shuffle)
+  }
+}
+
 TEST_CASE("loader: training noise is N(0, (1/255)²) per pixel, reproducible, and off by default") {
   std::vector<float> x(200000, 0.0f);
   uint64_t s = 77;
