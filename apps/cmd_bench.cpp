@@ -22,13 +22,14 @@ struct StepArgs {
   std::string gemm_impl = "native", conv_impl = "native";
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
-  bool trace = false;
+  bool trace = false, allow_tf32 = false;
 };
 
 void bench_step(const StepArgs& a) {
   const Device dev = parse_device(a.device);
   kernels::set_gemm_impl(kernels::parse_gemm_impl(a.gemm_impl));
   kernels::set_conv_impl(kernels::parse_conv_impl(a.conv_impl));
+  if (a.allow_tf32) kernels::set_allow_tf32(true);  // else the default (CTGRAD_ALLOW_TF32, off)
   set_num_threads(a.threads);
   auto model = nets::make_net(a.net, {a.size, 1, false});
   model->to(dev);
@@ -46,6 +47,9 @@ void bench_step(const StepArgs& a) {
   Tensor y = Tensor::from_vector(labels, {a.batch, 1}).to(dev);
   std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: %s\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
               (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
+  if (dev == Device::cuda)
+    std::printf("impl: gemm %s, conv %s, tf32 %s\n", a.gemm_impl.c_str(), a.conv_impl.c_str(),
+                kernels::allow_tf32() ? "on (cuBLAS/cuDNN only; our kernels are FP32)" : "off");
   std::vector<double> ms;
   for (int i = 0; i < a.warmup + a.steps; ++i) {
     autograd::set_trace(a.trace && i == 0);  // trace the first step only
@@ -80,6 +84,8 @@ static Registrar reg([](CLI::App& app) {
   step->add_option("--optimizer", a->optimizer, "adam|sgd");
   step->add_option("--gemm-impl", a->gemm_impl, "native|cublas: every CUDA GEMM on ours or cuBLAS (comparison only)");
   step->add_option("--conv-impl", a->conv_impl, "native|cudnn: CUDA conv2d on ours or cuDNN (comparison only)");
+  step->add_flag("--allow-tf32", a->allow_tf32,
+                 "let cuBLAS/cuDNN use TF32 tensor cores (default: full FP32, or CTGRAD_ALLOW_TF32=1)");
   step->add_flag("--trace", a->trace,
                  "print (to stderr) each forward op of the first step and each kernel its backward launches");
   step->callback([a]() { bench_step(*a); });

@@ -55,6 +55,10 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=1e-4,
                    help="weight decay (default 1e-4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tf32", choices=("on", "off"), default="off",
+                   help="let cuDNN convolutions and cuBLAS matmuls use TF32 tensor cores "
+                        "(torch.backends.cudnn.allow_tf32 / torch.backends.cuda.matmul.allow_tf32; "
+                        "PyTorch's defaults are cudnn on, matmul off); default off: full FP32")
     a = p.parse_args(argv)
     if not a.net:
         a.net = list(pytorch_nets.NAMES)
@@ -107,9 +111,12 @@ def main(argv=None):
     a = parse_args(argv)
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    print("# torch %s threads %d device %s batch %d size %d optimizer %s steps %d warmup %d"
-          % (torch.__version__, torch.get_num_threads(), a.device, a.batch, a.size,
-             a.optimizer, a.steps, a.warmup), flush=True)
+    torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
+    where = torch.cuda.get_device_name(0) if a.device == "cuda" else "cpu"
+    print("# torch %s threads %d device %s (%s) batch %d size %d optimizer %s steps %d warmup %d tf32 %s"
+          % (torch.__version__, torch.get_num_threads(), a.device, where, a.batch, a.size,
+             a.optimizer, a.steps, a.warmup, a.tf32), flush=True)
     for name in a.net:
         ms = time_net(name, a, device)
         print("net: %s" % name)
