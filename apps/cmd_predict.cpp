@@ -16,7 +16,7 @@ namespace ctg::apps {
 namespace {
 struct PredictArgs {
   std::vector<std::string> runs;
-  std::string scan, slices, device = "auto";
+  std::string scan, slices, device = "auto", out;
 };
 
 void run_predict(const PredictArgs& a) {
@@ -25,6 +25,11 @@ void run_predict(const PredictArgs& a) {
   if (!std::filesystem::exists(a.scan)) throw Error("SCAN: " + a.scan + ": no such file or folder");
   const Device dev = parse_device(a.device);
   const std::vector<int64_t> chosen = a.slices.empty() ? std::vector<int64_t>{} : train::parse_slice_list(a.slices);
+  if (!a.out.empty()) {  // the picture folder must be writable before any work
+    std::error_code ec;
+    std::filesystem::create_directories(a.out, ec);
+    if (ec || !std::filesystem::is_directory(a.out)) throw Error("--out: " + a.out + ": cannot create the folder");
+  }
   std::vector<int64_t> sizes;
   for (const auto& run : a.runs) {
     sizes.push_back(train::load_run(run, dev, /*with_net*/ false).options.size);
@@ -69,6 +74,13 @@ void run_predict(const PredictArgs& a) {
   for (const auto& p : preds)
     std::printf("%-28s %-10s %8.4f %10.4f %+12.4f  %s\n", p.run.c_str(), p.net.c_str(), p.score, p.threshold,
                 p.score - p.threshold, p.severe() ? "severe (CT-2..4 expected)" : "mild (CT-0..1 expected)");
+  if (!a.out.empty()) {
+    // Slika 10 shows the slices at the first run's size (the nets' inputs differ only in size).
+    const auto pngs = train::write_predict_outputs(a.out, a.scan, by_size.at(sizes.front()), preds);
+    for (const auto& f : pngs) std::printf("wrote %s\n", (std::filesystem::path(a.out) / f).string().c_str());
+    std::printf("wrote %s (numbers, pictures' captions), predict.csv, slices.npy\n",
+                (std::filesystem::path(a.out) / "predict.json").string().c_str());
+  }
 }
 }  // namespace
 
@@ -84,6 +96,9 @@ static Registrar reg([](CLI::App& app) {
   cmd->add_option("--slices", a->slices, "score these slices (z of the axially oriented volume, e.g. 3,7,12) "
                                          "instead of the study's ten");
   cmd->add_option("--device", a->device, "auto|cpu|cuda")->capture_default_str();
+  cmd->add_option("--out", a->out, "also write pictures and numbers to this folder: slices.png (the scored slices, "
+                                   "preprocessed, with each net's slice scores), score_minus_threshold.png (bars, the "
+                                   "verdict named), predict.json, predict.csv, slices.npy");
   cmd->callback([a]() { run_predict(*a); });
 });
 

@@ -28,11 +28,19 @@ Image render_bar_chart(const BarChart& chart) {
   int label_w = 0;
   for (const std::string& l : chart.labels) label_w = std::max(label_w, text_width(l, kScale));
   const int value_room = text_width("-0.000", kScale) + 6;  // a value label beyond the bar's end
-  const int x_label = kPad, x_zero = kPad + label_w + 12 + value_room + kHalf;
+  // The zero line far enough right for the bar labels, the left half, the
+  // "<- negative" text and half the centred caption; the width then takes
+  // the right half, the positive text and the caption's other half.
+  const std::string neg = chart.negative_label.empty() ? "" : "<- " + chart.negative_label;
+  const std::string pos = chart.positive_label.empty() ? "" : chart.positive_label + " ->";
+  const int w_neg = text_width(neg, kScale), w_pos = text_width(pos, kScale), w_cap = text_width(chart.axis_caption, kScale);
+  const int x_label = kPad;
+  const int x_zero = std::max({kPad + label_w + 12 + value_room + kHalf, kPad + 8 + w_neg, kPad + (w_cap + 1) / 2});
   const int title_h = chart.title.empty() ? 0 : lh + 8;
   const int n = (int)chart.values.size();
   const int y_plot = kPad + title_h, plot_h = std::max(1, n) * (kBar + kGap) + kGap;
-  const int width = std::max(x_zero + kHalf + value_room + kPad, text_width(chart.title, kScale) + 2 * kPad);
+  const int width = std::max({x_zero + kHalf + value_room + kPad, x_zero + 8 + w_pos + kPad,
+                              x_zero + (w_cap + 1) / 2 + kPad, text_width(chart.title, kScale) + 2 * kPad});
   const int height = y_plot + plot_h + 8 + lh + 4 + 2 * lh + kPad;
   Image img = blank_image(width, height);
   if (!chart.title.empty()) draw_text(img, kPad, kPad, chart.title, kScale);
@@ -64,16 +72,10 @@ Image render_bar_chart(const BarChart& chart) {
       draw_text(img, x_zero + len + 7, y + (kBar - glyph) / 2, t, kScale);
     }
   }
-  int y_text = y_axis + 8 + lh + 4;
-  if (!chart.negative_label.empty()) {
-    const std::string s = "<- " + chart.negative_label;
-    draw_text(img, x_zero - 8 - text_width(s, kScale), y_text, s, kScale, blue);
-  }
-  if (!chart.positive_label.empty()) draw_text(img, x_zero + 8, y_text, chart.positive_label + " ->", kScale, red);
-  if (!chart.axis_caption.empty()) {
-    y_text += lh;
-    draw_text(img, std::max(kPad, x_zero - text_width(chart.axis_caption, kScale) / 2), y_text, chart.axis_caption, kScale);
-  }
+  const int y_text = y_axis + 8 + lh + 4;
+  if (!neg.empty()) draw_text(img, x_zero - 8 - w_neg, y_text, neg, kScale, blue);
+  if (!pos.empty()) draw_text(img, x_zero + 8, y_text, pos, kScale, red);
+  if (!chart.axis_caption.empty()) draw_text(img, x_zero - w_cap / 2, y_text + lh, chart.axis_caption, kScale);
   return img;
 }
 

@@ -191,7 +191,9 @@ Image compose_grid(const std::vector<Image>& panels, int columns, const std::str
   int grid_w = 0, grid_h = 0;
   for (int v : col_w) grid_w += v;
   for (int v : row_h) grid_h += v;
-  constexpr int kTitleScale = 3;
+  // 3x titles over wide grids; a narrow grid (two small panels) gets 2x so
+  // that its title does not run to many lines.
+  const int kTitleScale = grid_w >= 700 ? 3 : 2;
   std::vector<std::string> lines;
   if (!title.empty()) lines = wrap_text(title, std::max(grid_w - 2 * kPad, 400), kTitleScale);
   int title_w = 0;

@@ -10,10 +10,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "data/cache.h"
 #include "data/nifti.h"
 #include "data/preprocess.h"
 #include "engine/autograd.h"
 #include "eval/metrics.h"
+#include "insight/image.h"
+#include "insight/npy.h"
 #include "train/evaluate.h"
 #include "train/run.h"
 
@@ -83,6 +88,99 @@ Prediction predict_run(const std::string& run, const ScanSlices& scan, const std
   }
   p.score = sum / (double)n;
   return p;
+}
+
+namespace {
+
+// A run's short name in titles: its folder's name (runs/demo/64px/cnn2 → cnn2).
+std::string run_label(const Prediction& p) {
+  std::string n = std::filesystem::path(p.run).lexically_normal().filename().string();
+  if (n.empty() || n == ".") n = std::filesystem::path(p.run).lexically_normal().parent_path().filename().string();
+  return n.empty() ? p.net : n;
+}
+
+std::string fixed(double v, int decimals) {
+  char b[48];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::string> write_predict_outputs(const std::string& out_dir, const std::string& scan_label,
+                                               const ScanSlices& scan, const std::vector<Prediction>& preds) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw Error("--out: " + out_dir + ": cannot create the folder: " + ec.message());
+  const int64_t n = (int64_t)scan.pixels.size(), s = scan.size;
+  if (n == 0 || (int64_t)scan.z.size() != n) throw Error("predict: no slices to draw");
+  auto path = [&](const std::string& f) { return (fs::path(out_dir) / f).string(); };
+  const std::string name = fs::path(scan_label).filename().string();
+
+  // Slika 10: the slices as the nets saw them, on the input's [0, 1] grey scale.
+  std::vector<insight::Image> panels;
+  for (int64_t i = 0; i < n; ++i) {
+    insight::MapStyle st;
+    st.cmap = insight::ColorMap::grey;
+    st.have_range = true, st.lo = 0, st.hi = 1;
+    st.colorbar = false;
+    st.pixels_per_cell = std::max<int>(1, (int)std::lround(192.0 / (double)s));
+    st.title = "z = " + std::to_string(scan.z[(size_t)i]);
+    for (const Prediction& p : preds)
+      if (p.slice_scores.size() == (size_t)n) st.title += "  " + run_label(p) + " " + fixed(p.slice_scores[(size_t)i], 2);
+    panels.push_back(insight::render_map(scan.pixels[(size_t)i].data(), (int)s, (int)s, st));
+  }
+  insight::Image grid = insight::compose_grid(
+      panels, (int)std::min<int64_t>(n, 5),
+      "The " + std::to_string(n) + " slices scored of " + name + " (preprocessed, " + std::to_string(s) + "x" +
+          std::to_string(s) + "), with each net's slice score");
+  grid = insight::append_right(grid, insight::render_colorbar(insight::ColorMap::grey, 0, 1, false, 192));
+  insight::write_png(path("slices.png"), grid);
+  std::vector<float> stack((size_t)(n * s * s));
+  for (int64_t i = 0; i < n; ++i) std::copy(scan.pixels[(size_t)i].begin(), scan.pixels[(size_t)i].end(), stack.begin() + i * s * s);
+  insight::write_npy(path("slices.npy"), stack.data(), {n, s, s});
+
+  // Slika 11: score − threshold per run.
+  insight::BarChart chart;
+  chart.title = "Score - threshold per net: " + name;
+  chart.negative_label = "mild (CT-0..1) expected";
+  chart.positive_label = "severe (CT-2..4) expected";
+  chart.axis_caption = "patient score - the run's threshold (max F1 on validation)";
+  for (const Prediction& p : preds) {
+    chart.labels.push_back(run_label(p) + (p.severe() ? " (severe)" : " (mild)"));
+    chart.values.push_back((float)(p.score - p.threshold));
+  }
+  insight::write_png(path("score_minus_threshold.png"), insight::render_bar_chart(chart));
+
+  std::string csv = "run,net,score,threshold,score_minus_threshold,verdict\n";
+  nlohmann::json runs = nlohmann::json::array();
+  for (const Prediction& p : preds) {
+    const char* verdict = p.severe() ? "severe" : "mild";
+    csv += p.run + "," + p.net + "," + fixed(p.score, 6) + "," + fixed(p.threshold, 6) + "," +
+           fixed(p.score - p.threshold, 6) + "," + verdict + "\n";
+    runs.push_back({{"run", p.run}, {"net", p.net}, {"score", p.score}, {"threshold", p.threshold},
+                    {"score_minus_threshold", p.score - p.threshold}, {"verdict", verdict},
+                    {"slice_scores", p.slice_scores}});
+  }
+  nlohmann::json j = {
+      {"scan", scan_label},
+      {"size", s},
+      {"z", scan.z},
+      {"runs", runs},
+      {"pictures",
+       {{{"file", "slices.png"},
+         {"caption", "Slika 10: the " + std::to_string(n) + " slices of " + name +
+                         " that were scored, after the study's preprocessing (lung window, body mask, crop, " +
+                         std::to_string(s) + "x" + std::to_string(s) + "); each titled with its z and each net's sigmoid "
+                         "score for it."}},
+        {{"file", "score_minus_threshold.png"},
+         {"caption", "Slika 11: patient score minus the threshold each run chose on its validation patients (max F1); "
+                     "below 0 (blue) the net expects mild (CT-0..1), at or above 0 (red) severe (CT-2..4)."}}}},
+      {"arrays", nlohmann::json::array({{{"file", "slices.npy"}, {"shape", {n, s, s}}}})}};
+  data::write_file_atomic(path("predict.csv"), csv);
+  data::write_file_atomic(path("predict.json"), j.dump(2) + "\n");
+  return {"slices.png", "score_minus_threshold.png"};
 }
 
 std::string dicom_to_nifti(const std::string& dicom_dir, const std::string& tmp_dir) {

@@ -31,6 +31,22 @@ struct Prediction {
 // RUN/scores_val.csv (written by `ctgrad train` and `ctgrad eval --split val`).
 Prediction predict_run(const std::string& run, const ScanSlices& scan, const std::string& device);
 
+// `predict --out DIR`: the study's Slika 10 and 11 and the numbers behind them.
+//   DIR/slices.png               the scored slices, preprocessed, in a grid; each
+//                                titled with its z and every run's score for it
+//   DIR/score_minus_threshold.png  score − threshold per run as horizontal bars
+//                                (negative = mild expected), the verdict named
+//   DIR/slices.npy               the slices [n, size, size] as the nets saw them
+//   DIR/predict.csv              run, net, score, threshold, score_minus_threshold, verdict
+//   DIR/predict.json             the same plus the z list and slice scores, and
+//                                "pictures" [{file, caption}] as explain.json has
+//                                (so `ctgrad report --predict DIR` embeds them)
+// `scan` is the preprocessing shown (the first size scored); a prediction's
+// slice scores go into the titles when it scored the same z list. All files
+// are written atomically; returns the PNG names.
+std::vector<std::string> write_predict_outputs(const std::string& out_dir, const std::string& scan_label,
+                                               const ScanSlices& scan, const std::vector<Prediction>& preds);
+
 // A DICOM folder → a NIfTI file in `tmp_dir` through dcm2niix (Debian's
 // package of that name); a clear error when it is not installed or fails.
 std::string dicom_to_nifti(const std::string& dicom_dir, const std::string& tmp_dir);
