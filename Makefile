@@ -3,7 +3,7 @@ BUILD ?= build
 CUDA ?= auto
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build app test demo clean
+.PHONY: all deps configure build app test demo study clean
 
 all: build
 
@@ -25,6 +25,10 @@ test: build
 
 demo: app
 	@BUILD=$(BUILD) bash scripts/demo.sh
+
+# The study's protocol (`ctgrad study`): reduced on 2 CPU cores; SIZE=512 DEVICE=cuda for the real one.
+study: app
+	@BUILD=$(BUILD) bash scripts/study.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log

@@ -38,7 +38,8 @@ static Registrar reg([](CLI::App& app) {
       "`key: value` lines: n, positives, negatives, auc, average_precision, threshold_f1 (the threshold that "
       "maximises F1, the lowest among equal F1), at that threshold tp, fp, tn, fn, tpr, tnr, ppv, npv, fpr, fnr, "
       "accuracy, balanced_accuracy (½(TPR+TNR)), f1, fowlkes_mallows (√(TPR·PPV)), mcc, youden_j, and "
-      "threshold_youden and threshold_mcc (ties → lowest). Conventions as scikit-learn's: a score at or above the "
+      "threshold_youden, threshold_mcc, threshold_fm (max Fowlkes–Mallows) and threshold_ba (max balanced accuracy; "
+      "equal to threshold_youden since BA = (J+1)/2), all with ties → lowest. Conventions as scikit-learn's: a score at or above the "
       "threshold is positive, the thresholds are the distinct scores, AUC counts ties as half, MCC is 0 when "
       "undefined.");
   auto a = std::make_shared<MetricsArgs>();

@@ -21,8 +21,13 @@ struct PrepArgs {
 };
 
 
-void run_prep(PrepArgs a) {
+void run_prep(PrepArgs a, CLI::App* cmd) {
+  if (!a.opt.split_csv.empty())
+    for (const char* flag : {"--negative", "--positive", "--per-class"})
+      if (cmd->count(flag))
+        throw Error(std::string(flag) + ": --split " + a.opt.split_csv + " already fixes the patients and their classes");
   if (a.opt.split_csv.empty()) a.opt.mapping = data::parse_class_mapping(a.negative, a.positive);
+  if (a.opt.per_class < 0) throw Error("--per-class: must be ≥ 0 (0 keeps every patient)");
   a.opt.dtype = data::parse_slice_dtype(a.dtype);
   Progress progress("prep", "patients");
   const data::PrepReport r = data::prep_cache(a.opt, [&](int64_t d, int64_t t) { progress(d, t); });
@@ -58,11 +63,14 @@ static Registrar reg([](CLI::App& app) {
   cmd->add_option("--seed", a->opt.seed, "seed of the patient split");
   cmd->add_option("--negative", a->negative, "grades of the mild class (label 0)");
   cmd->add_option("--positive", a->positive, "grades of the severe class (label 1)");
+  cmd->add_option("--per-class", a->opt.per_class,
+                  "keep N patients of each class, stratified by grade and seeded by --seed (0: all); "
+                  "226 gives the report's 272/90/90 split");
   cmd->add_option("--split", a->opt.split_csv, "reuse this split.csv (patient,grade,label,split,path) instead of drawing one");
   cmd->add_option("--dtype", a->dtype, "slice storage: f32 (exact) or u8 (4× smaller, rounded to 1/255)");
-  cmd->callback([a]() {
+  cmd->callback([a, cmd]() {
     if (a->opt.data_dir.empty() && a->opt.split_csv.empty()) throw Error("prep: --data DIR (or --split FILE) is required");
-    run_prep(*a);
+    run_prep(*a, cmd);
   });
 });
 

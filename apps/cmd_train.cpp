@@ -101,6 +101,14 @@ static Registrar reg([](CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (0: library default)");
   cmd->add_option("--noise", o->noise, "std of the training noise on [0,1] inputs (reference: 1/255)")
       ->capture_default_str();
+  cmd->add_option("--negative", o->negative, "grades of the mild class (label 0) when --data is a folder")
+      ->capture_default_str();
+  cmd->add_option("--positive", o->positive, "grades of the severe class (label 1) when --data is a folder")
+      ->capture_default_str();
+  cmd->add_option("--per-class", o->per_class,
+                  "N patients of each class (stratified by grade, seeded by --split-seed; 0: all); 226 gives the "
+                  "report's 272/90/90 split")
+      ->capture_default_str();
   cmd->add_option("--eval-batch", o->eval_batch, "batch size for validation scoring (0: 2 × --batch)");
   cmd->callback([o, cmd]() {
     for (const char* flag : {"--seed", "--split-seed"})

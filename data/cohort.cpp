@@ -67,6 +67,9 @@ ClassMapping parse_class_mapping(const std::string& negative, const std::string&
   ClassMapping m;
   m.negative = parse_grades(negative, "--negative");
   m.positive = parse_grades(positive, "--positive");
+  // In grade order, so "CT-1,CT-0" and "CT-0,CT-1" are the same mapping everywhere.
+  std::sort(m.negative.begin(), m.negative.end());
+  std::sort(m.positive.begin(), m.positive.end());
   for (int g : m.negative)
     if (std::find(m.positive.begin(), m.positive.end(), g) != m.positive.end())
       throw Error("--negative/--positive: grade CT-" + std::to_string(g) + " is in both classes");
@@ -150,6 +153,68 @@ void assign_splits(std::vector<Patient>& patients, uint64_t seed, const SplitFra
     for (int64_t k = 0; k < n; ++k)
       patients[idx[k]].split = k < n_train ? Split::train : k < n_train + n_val ? Split::val : Split::test;
   }
+}
+
+std::vector<Patient> select_per_class(const std::vector<Patient>& patients, int64_t n, uint64_t seed,
+                                      const ClassMapping& mapping) {
+  if (n < 0) throw Error("--per-class: must be ≥ 0 (0 keeps every patient), got " + std::to_string(n));
+  std::vector<Patient> sorted = patients;
+  std::sort(sorted.begin(), sorted.end(), [](const Patient& a, const Patient& b) { return a.id < b.id; });
+  if (n == 0) return sorted;
+  std::vector<Patient> out;
+  for (int label : {0, 1}) {
+    const auto& grades = label == 0 ? mapping.negative : mapping.positive;
+    std::vector<std::vector<int64_t>> by_grade(kNumGrades);  // indices into sorted, id order
+    for (size_t i = 0; i < sorted.size(); ++i)
+      if (sorted[i].label == label && sorted[i].grade >= 0 && sorted[i].grade < kNumGrades)
+        by_grade[(size_t)sorted[i].grade].push_back((int64_t)i);
+    int64_t total = 0;
+    std::string counts;
+    for (int g : grades) {
+      total += (int64_t)by_grade[(size_t)g].size();
+      counts += (counts.empty() ? "" : ", ") + std::string("CT-") + std::to_string(g) + ": " +
+                std::to_string(by_grade[(size_t)g].size());
+    }
+    if (total < n)
+      throw Error("--per-class " + std::to_string(n) + ": the " + (label == 0 ? "mild" : "severe") + " class (" +
+                  (label == 0 ? "--negative " : "--positive ") + grade_list(grades) + ") has only " +
+                  std::to_string(total) + " patients (" + counts + ")");
+    // Largest remainders: quota_g = n·c_g/total, floors first, then one more
+    // to the grades with the largest fractional parts (n·c_g mod total).
+    std::vector<int64_t> quota(kNumGrades, 0);
+    std::vector<std::pair<int64_t, int>> rest;  // (remainder, grade)
+    int64_t given = 0;
+    for (int g : grades) {
+      const int64_t c = (int64_t)by_grade[(size_t)g].size();
+      quota[(size_t)g] = n * c / total;
+      given += quota[(size_t)g];
+      rest.push_back({n * c % total, g});
+    }
+    std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    for (size_t k = 0; given < n; ++k, ++given) quota[(size_t)rest[k % rest.size()].second]++;
+    for (int g : grades) {
+      auto idx = by_grade[(size_t)g];
+      uint64_t state = mix_seed(seed, (uint64_t)g, 0x5e1ec7ull);
+      shuffle_indices(idx, state);
+      for (int64_t k = 0; k < quota[(size_t)g]; ++k) out.push_back(sorted[(size_t)idx[(size_t)k]]);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const Patient& a, const Patient& b) { return a.id < b.id; });
+  return out;
+}
+
+std::string selection_tag(const ClassMapping& mapping, int64_t per_class) {
+  std::string tag;
+  if (mapping != ClassMapping{}) {
+    tag += "_neg";
+    for (size_t i = 0; i < mapping.negative.size(); ++i) tag += (i ? "-" : "") + std::to_string(mapping.negative[i]);
+    tag += "_pos";
+    for (size_t i = 0; i < mapping.positive.size(); ++i) tag += (i ? "-" : "") + std::to_string(mapping.positive[i]);
+  }
+  if (per_class > 0) tag += "_n" + std::to_string(per_class);
+  return tag;
 }
 
 SplitCounts count_splits(const std::vector<Patient>& patients) {

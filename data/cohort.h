@@ -31,6 +31,8 @@ struct ClassMapping {
   std::vector<int> positive{2, 3, 4};
   // 0 or 1 for a mapped grade, −1 for a grade in neither class.
   int label_of(int grade) const;
+  bool operator==(const ClassMapping& o) const { return negative == o.negative && positive == o.positive; }
+  bool operator!=(const ClassMapping& o) const { return !(*this == o); }
 };
 // From the flag values, e.g. "CT-0,CT-1" and "CT-2,CT-3,CT-4" ("2" and "ct-2"
 // are accepted too). A grade in both lists, an unknown grade, an empty list
@@ -52,6 +54,23 @@ struct Patient {
 // missing or holds no volumes, and naming --negative/--positive when a class
 // gets no patients; duplicate ids (the same study in two grades) are refused.
 std::vector<Patient> scan_cohort(const std::string& dir, const ClassMapping& mapping);
+
+// `--per-class N`: keeps N patients of each class, stratified by grade: a
+// class whose grades hold c_g of its C patients keeps N·c_g/C of grade g
+// (rounded down, the remaining places going to the largest remainders, the
+// lower grade on ties), chosen within the grade (in id order) by a portable
+// shuffle seeded with `seed`. So `--per-class 226` on MosMedData keeps the
+// report's 226 + 226 patients, and assign_splits then gives 272 / 90 / 90.
+// N = 0 keeps everyone. A class with fewer than N patients throws ctg::Error
+// naming --per-class, the class, its grades and their counts. Returns the
+// kept patients in id order.
+std::vector<Patient> select_per_class(const std::vector<Patient>& patients, int64_t n, uint64_t seed,
+                                      const ClassMapping& mapping);
+
+// A short tag for file names: "" for the default mapping without
+// --per-class, else e.g. "_neg0-1_pos2-3-4_n226" (caches of different
+// selections never share a file).
+std::string selection_tag(const ClassMapping& mapping, int64_t per_class);
 
 struct SplitFractions {
   double train = 0.6, val = 0.2, test = 0.2;

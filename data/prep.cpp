@@ -81,7 +81,7 @@ PrepReport prep_cache(const PrepOptions& opt, const std::function<void(int64_t, 
   if (!opt.split_csv.empty()) {
     patients = read_split_csv(opt.split_csv);
   } else {
-    patients = scan_cohort(opt.data_dir, opt.mapping);
+    patients = select_per_class(scan_cohort(opt.data_dir, opt.mapping), opt.per_class, opt.seed, opt.mapping);
     assign_splits(patients, opt.seed);
   }
   rep.patients = (int64_t)patients.size();

@@ -30,6 +30,7 @@ struct PrepOptions {
   int workers = 0;              // ≤ 0: one per hardware thread
   uint64_t seed = 0;            // the split's seed
   ClassMapping mapping;
+  int64_t per_class = 0;        // > 0: N patients per class (select_per_class, seeded by `seed`)
   std::string split_csv;        // non-empty: use this split instead of drawing one
   SliceDType dtype = SliceDType::f32;
   PreprocessOptions pre;

@@ -49,14 +49,20 @@ std::vector<RocPoint> roc_curve(const std::vector<Scored>& data);
 std::vector<PrPoint> pr_curve(const std::vector<Scored>& data);
 std::vector<DetPoint> det_curve(const std::vector<Scored>& data);
 
-// The summary `ctgrad metrics` prints: AUC, AP, the three chosen thresholds
-// and the full confusion at the F1 threshold.
+// The summary `ctgrad metrics` prints: AUC, AP, the chosen thresholds and
+// the full confusion at the F1 threshold. Every threshold maximises its
+// measure over the distinct scores by an exact (integer) comparison, ties
+// going to the lowest threshold (more predicted positives, fewer FN).
 struct Summary {
   int64_t n = 0, positives = 0, negatives = 0;
   double auc = 0, average_precision = 0;
   double threshold_f1 = 0;      // max F1; among equal F1 the lowest threshold (fewer FN)
   double threshold_youden = 0;  // max J; ties → lowest
   double threshold_mcc = 0;     // max MCC; ties → lowest
+  double threshold_fm = 0;      // max Fowlkes–Mallows √(TPR·PPV); ties → lowest
+  // max balanced accuracy ½(TPR+TNR); ties → lowest. BA = (J + 1)/2, so this
+  // is always threshold_youden; its own key because the study's figures name it.
+  double threshold_ba = 0;
   Confusion at_f1;              // confusion_at(data, threshold_f1)
 };
 // Throws ctg::Error when data is empty or holds one class only.
@@ -65,7 +71,7 @@ Summary summarize(const std::vector<Scored>& data);
 // `key: value` lines, keys as in the issue: auc, average_precision,
 // threshold_f1, tp, fp, tn, fn, tpr, tnr, ppv, npv, fpr, fnr, accuracy,
 // balanced_accuracy, f1, fowlkes_mallows, mcc, youden_j, threshold_youden,
-// threshold_mcc (plus n, positives, negatives).
+// threshold_mcc, threshold_fm, threshold_ba (plus n, positives, negatives).
 std::string format_summary(const Summary& s);
 
 // Reads a CSV whose header has columns `score` and `label` (others ignored;

@@ -1,5 +1,5 @@
 // summarize() and format_summary() (metrics.h): AUC, AP and the thresholds
-// that maximise F1, Youden's J and MCC, each chosen by an exact comparison of
+// that maximise F1, Youden's J, MCC, Fowlkes–Mallows and balanced accuracy, each chosen by an exact comparison of
 // the rational values so that equal measures are real ties, broken towards
 // the lowest threshold (more predicted positives, fewer false negatives).
 #include <cmath>
@@ -29,6 +29,18 @@ bool f1_greater(const Confusion& a, const Confusion& b) {
 bool youden_greater(const Confusion& a, const Confusion& b, int64_t P, int64_t N) {
   return (i128)a.tp * N + (i128)a.tn * P > (i128)b.tp * N + (i128)b.tn * P;
 }
+
+// FM = √(TPR·PPV) = √(TP/P · TP/(TP+FP)) = TP/√(P·(TP+FP)) (PPV 0/0 → 0, so
+// FM 0). P is the same at every threshold, so FM_a > FM_b ⇔ TP_a²/(TP_a+FP_a)
+// > TP_b²/(TP_b+FP_b), compared as TP_a²·(TP_b+FP_b) > TP_b²·(TP_a+FP_a)
+// with 0/0 read as 0/1; below 2⁹⁶ for n < 2³².
+bool fm_greater(const Confusion& a, const Confusion& b) {
+  const i128 an = (i128)a.tp * a.tp, ad = (i128)a.tp + a.fp, bn = (i128)b.tp * b.tp, bd = (i128)b.tp + b.fp;
+  return an * (bd == 0 ? 1 : bd) > bn * (ad == 0 ? 1 : ad);
+}
+
+// BA = ½(TP/P + TN/N) = (J + 1)/2: the same order as Youden's J.
+bool ba_greater(const Confusion& a, const Confusion& b, int64_t P, int64_t N) { return youden_greater(a, b, P, N); }
 
 // 128×128 → 256-bit product as (hi, lo), for the MCC comparison below.
 struct U256 {
@@ -85,15 +97,20 @@ Summary summarize(const std::vector<Scored>& data) {
   // Increasing thresholds; a later (higher) threshold replaces the best only
   // when strictly better, so ties keep the lowest.
   const auto sweep = threshold_sweep(data);
-  const Confusion *best_f1 = &sweep[0], *best_j = &sweep[0], *best_mcc = &sweep[0];
+  const Confusion *best_f1 = &sweep[0], *best_j = &sweep[0], *best_mcc = &sweep[0], *best_fm = &sweep[0],
+                  *best_ba = &sweep[0];
   for (const Confusion& c : sweep) {
     if (f1_greater(c, *best_f1)) best_f1 = &c;
     if (youden_greater(c, *best_j, s.positives, s.negatives)) best_j = &c;
     if (mcc_greater(c, *best_mcc)) best_mcc = &c;
+    if (fm_greater(c, *best_fm)) best_fm = &c;
+    if (ba_greater(c, *best_ba, s.positives, s.negatives)) best_ba = &c;
   }
   s.threshold_f1 = best_f1->threshold;
   s.threshold_youden = best_j->threshold;
   s.threshold_mcc = best_mcc->threshold;
+  s.threshold_fm = best_fm->threshold;
+  s.threshold_ba = best_ba->threshold;
   s.at_f1 = *best_f1;
   return s;
 }
@@ -111,6 +128,7 @@ std::string format_summary(const Summary& s) {
   o += line("f1", num(c.f1)) + line("fowlkes_mallows", num(c.fowlkes_mallows));
   o += line("mcc", num(c.mcc)) + line("youden_j", num(c.youden_j));
   o += line("threshold_youden", num(s.threshold_youden)) + line("threshold_mcc", num(s.threshold_mcc));
+  o += line("threshold_fm", num(s.threshold_fm)) + line("threshold_ba", num(s.threshold_ba));
   return o;
 }
 

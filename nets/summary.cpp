@@ -5,6 +5,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "nets/nets.h"
 
 namespace ctg::nets {
 
@@ -88,6 +89,47 @@ std::string format_summary(const Summary& s) {
   os << line;
   std::snprintf(line, sizeof line, "Forward/backward pass size (MB): %.2f\n", s.pass_mb());
   os << line;
+  return os.str();
+}
+
+std::vector<Table1Row> table1(int64_t size, bool measure_saved) {
+  std::vector<Table1Row> rows;
+  for (const auto& name : net_names()) {
+    auto net = make_net(name, {size, 0, false});  // one at a time: Dense(100,100) alone holds 100 MB at 512
+    rows.push_back({name, summarize(*net, size, measure_saved)});
+  }
+  return rows;
+}
+
+std::string pass_size_text(const Summary& s) {
+  char b[64];
+  if (s.pass_mb() < 0.01) std::snprintf(b, sizeof b, "%.0f B", s.pass_bytes());
+  else std::snprintf(b, sizeof b, "%.2f MB", s.pass_mb());
+  return b;
+}
+
+std::string format_table1(const std::vector<Table1Row>& rows) {
+  std::ostringstream os;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-14s %14s %17s %26s %24s\n", "net", "params", "params size (MB)",
+                "forward/backward pass size", "saved for backward (MB)");
+  os << line;
+  for (const auto& r : rows) {
+    const Summary& s = r.summary;
+    char saved[32] = "-";
+    if (s.saved_activation_bytes) std::snprintf(saved, sizeof saved, "%.2f", s.saved_activation_bytes / 1048576.0);
+    std::snprintf(line, sizeof line, "%-14s %14s %17.2f %26s %24s\n", r.net.c_str(), with_commas(s.total_params).c_str(),
+                  s.params_mb(), pass_size_text(s).c_str(), saved);
+    os << line;
+  }
+  if (!rows.empty()) {
+    std::snprintf(line, sizeof line,
+                  "input %lld x %lld, batch 1. params, params size (params x 4 / 2^20) and pass size (2 x 4 bytes x the "
+                  "summed outputs of the listed layers) by torchsummary's rules; saved for backward: the activations "
+                  "the engine keeps for one training step, measured.\n",
+                  (long long)rows.front().summary.input_size, (long long)rows.front().summary.input_size);
+    os << line;
+  }
   return os.str();
 }
 

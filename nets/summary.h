@@ -44,6 +44,22 @@ struct Summary {
 // when measure_saved, one batch-1 forward + loss to measure saved bytes.
 Summary summarize(Module& net, int64_t size, bool measure_saved);
 std::string format_summary(const Summary& s);
+
+// The study's Table 1: one row per net of net_names() (the seven nets; ResNet18*
+// has ResNet18's row), from summarize() at input side `size`: torchsummary's
+// total params, params size (MB) and forward/backward pass size, and the
+// engine's measured saved-for-backward bytes (activations, batch 1; 0 when
+// not measured).
+struct Table1Row {
+  std::string net;
+  Summary summary;
+};
+std::vector<Table1Row> table1(int64_t size, bool measure_saved);
+// As one fixed-width text table (`ctgrad summary --all`).
+std::string format_table1(const std::vector<Table1Row>& rows);
+// The pass size as torchsummary's MB with 2 decimals, and in bytes below 0.01 MB
+// ("168 B"), as SEED_NOTES quotes it.
+std::string pass_size_text(const Summary& s);
 std::string with_commas(int64_t v);
 
 }  // namespace ctg::nets

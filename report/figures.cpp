@@ -63,6 +63,13 @@ std::string curves(const std::vector<Run>& runs) {
   for (const auto& r : runs) {
     const auto& d = r.data->test;
     roc.series.push_back(roc_series(d, r.data->name + " (AUC " + fmt(r.m.test.auc, 3) + ")", r.color, false));
+    // The operating point the run's decisions use: (FPR, TPR) on test at the
+    // validation-chosen threshold, a ring on (or, between scores, at a corner of) the curve.
+    Series op = series(r.data->name + " at threshold " + fmt(r.m.threshold, 3) + ": TPR " + fmt(r.m.at_threshold.tpr, 3) +
+                           ", FPR " + fmt(r.m.at_threshold.fpr, 3),
+                       r.color);
+    op.x = {r.m.at_threshold.fpr}, op.y = {r.m.at_threshold.tpr}, op.mark_index = 0;
+    roc.series.push_back(op);
     Series s = series(r.data->name + " (AP " + fmt(r.m.test.average_precision, 3) + ")", r.color, false, Step::post);
     for (const auto& p : eval::pr_curve(d)) s.x.push_back(p.recall), s.y.push_back(p.precision);
     pr.series.push_back(s);
@@ -78,7 +85,8 @@ std::string curves(const std::vector<Run>& runs) {
   pr.series.push_back(chance);
   std::string out = "<div class=\"grid\">\n";
   out += figure(line_plot(roc), "<b>ROC</b> of every run on the test patients (a patient's score is the mean of its slices' "
-                "sigmoid outputs). Dashed diagonal: chance. AUC in the legend; it needs no threshold.", roc.width);
+                "sigmoid outputs). Dashed diagonal: chance. AUC in the legend; it needs no threshold. Ring: the run's "
+                "operating point at its threshold chosen as " + kChosen + ".", roc.width);
   out += figure(line_plot(pr), "<b>Precision against recall</b> on test, drawn as steps (as scikit-learn does). AP: "
                 "average precision. Dashed: the share of severe patients, a random classifier's precision.", pr.width);
   out += figure(line_plot(det), "<b>DET</b>: false negative against false positive rate on test, both on "
@@ -135,11 +143,16 @@ std::string histograms(const std::vector<Run>& runs) {
     Histogram h;
     h.title = r.data->name + ": test scores per class";
     for (const auto& s : r.data->test) (s.label ? h.positives : h.negatives).push_back(s.score);
-    h.vlines.push_back({r.m.threshold, threshold_line_name(r.m.threshold), "#222222", false});
-    h.vlines.push_back({r.m.test.threshold_f1, "threshold " + fmt(r.m.test.threshold_f1, 3) + " (max F1 on test)", "#888888", true});
+    // The three candidate thresholds of the study, each the maximum of its
+    // measure on the validation scores (ties → lowest); F1's is the one used.
+    const auto& v = r.m.val;
+    h.vlines.push_back({v.threshold_f1, "max F1 on validation: " + fmt(v.threshold_f1, 3) + " (chosen)", "#222222", false});
+    h.vlines.push_back({v.threshold_fm, "max Fowlkes–Mallows on validation: " + fmt(v.threshold_fm, 3), "#ff7f0e", true});
+    h.vlines.push_back({v.threshold_ba, "max balanced accuracy on validation: " + fmt(v.threshold_ba, 3), "#2ca02c", true});
     out += figure(histogram(h), "<b>Score histograms</b> of " + escape(r.data->name) + "'s test patients by true class (" +
-                  std::to_string(h.bins) + " bins). Solid: the threshold chosen as " + kChosen +
-                  "; dashed: the one that would maximise F1 on test itself, for comparison only.", h.width);
+                  std::to_string(h.bins) + " bins), with the thresholds that maximise F1 (solid, the one used), "
+                  "Fowlkes–Mallows and balanced accuracy (½(TPR + TNR)) on the <em>validation</em> patients. The study "
+                  "chose F1's because it was the lowest of the three (fewer missed severe patients).", h.width);
   }
   return out + "</div>\n";
 }

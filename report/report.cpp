@@ -11,6 +11,7 @@
 #include "data/cache.h"
 #include "engine/tensor.h"
 #include "report/figures.h"
+#include "report/insight_section.h"
 #include "report/svg.h"
 
 namespace ctg::report {
@@ -60,14 +61,21 @@ std::string summary_table(const std::vector<Run>& runs) {
   s += "<th>TP / FP / TN / FN</th></tr></thead>\n<tbody>\n";
   std::vector<double> best(cols.size(), -INFINITY);
   for (const auto& r : runs)
-    for (size_t k = 0; k < cols.size(); ++k) best[k] = std::max(best[k], std::stod(fmt(cols[k].value(r), cols[k].decimals)));
+    for (size_t k = 0; k < cols.size() && r.data->has_test; ++k)
+      best[k] = std::max(best[k], std::stod(fmt(cols[k].value(r), cols[k].decimals)));
+  const Run* tested = nullptr;  // the first run with test scores: its counts go into the caption
   for (const auto& r : runs) {
     const auto& d = *r.data;
     const auto& c = r.m.at_threshold;
+    if (!tested && d.has_test) tested = &r;
     s += "<tr><td class=\"name\"><span class=\"swatch\" style=\"background:" + r.color + "\"></span>" + escape(d.name) +
          "</td><td>" + escape(d.net) + "</td><td class=\"num\">" + thousands(d.params) + "</td><td class=\"num\">" +
          duration(d.train_seconds) + "</td><td class=\"num\">" + std::to_string(d.best_epoch) + " (" + fmt(d.best_val_auc, 3) +
          ")</td><td class=\"num\">" + fmt(r.m.threshold, 3) + "</td>";
+    if (!d.has_test) {  // compared on validation only (a learning-rate sweep): no test columns
+      s += "<td class=\"num\" colspan=\"" + std::to_string(cols.size() + 1) + "\">no test scores (validation only)</td></tr>\n";
+      continue;
+    }
     for (size_t k = 0; k < cols.size(); ++k) {
       const std::string v = fmt(cols[k].value(r), cols[k].decimals);
       s += runs.size() > 1 && std::stod(v) == best[k] ? "<td class=\"num best\">" + v + "</td>" : "<td class=\"num\">" + v + "</td>";
@@ -75,10 +83,11 @@ std::string summary_table(const std::vector<Run>& runs) {
     s += "<td class=\"num\">" + std::to_string(c.tp) + " / " + std::to_string(c.fp) + " / " + std::to_string(c.tn) + " / " +
          std::to_string(c.fn) + "</td></tr>\n";
   }
-  const auto& t = runs.front().m.test;
-  s += "</tbody>\n</table>\n<p class=\"caption\"><b>Key measures on the test split</b> (" + std::to_string(t.n) +
-       " patients: " + std::to_string(t.positives) + " severe, " + std::to_string(t.negatives) +
-       " mild). AUC and AP need no threshold. F1, MCC, sensitivity (TPR), specificity (TNR), balanced accuracy "
+  s += "</tbody>\n</table>\n<p class=\"caption\"><b>Key measures on the test split</b>";
+  if (tested)
+    s += " (" + std::to_string(tested->m.test.n) + " patients: " + std::to_string(tested->m.test.positives) +
+         " severe, " + std::to_string(tested->m.test.negatives) + " mild)";
+  s += ". AUC and AP need no threshold. F1, MCC, sensitivity (TPR), specificity (TNR), balanced accuracy "
        "(½(TPR + TNR)) and the counts are at each run's threshold chosen as the maximum-F1 threshold of its "
        "<em>validation</em> scores (lowest among ties) and then applied to test, so no test label informs it. "
        "Bold: the best run per column. Training time is the wall time of <code>ctgrad train</code> (summary.json).</p>\n";
@@ -106,36 +115,47 @@ td.name{white-space:nowrap}.swatch{display:inline-block;width:12px;height:12px;m
 
 }  // namespace
 
-std::string render_report(const std::vector<RunData>& runs) {
+std::string render_report(const std::vector<RunData>& runs, const ReportExtras& extras) {
   if (runs.empty()) throw Error("report: no runs to report");
-  std::vector<fig::Run> rs;
+  std::vector<fig::Run> rs, tested;  // tested: the runs with test scores, which the test figures show
   for (size_t i = 0; i < runs.size(); ++i) rs.push_back({&runs[i], measure(runs[i]), palette(i)});
+  for (const auto& r : rs)
+    if (r.data->has_test) tested.push_back(r);
   std::string names;
   for (const auto& r : runs) names += (names.empty() ? "" : ", ") + escape(r.name) + " (" + escape(r.net) + ")";
-  std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>ctgrad report</title>\n<style>\n";
+  std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + escape(extras.title) + "</title>\n<style>\n";
   h += kStyle;
-  h += "</style>\n</head>\n<body>\n<h1>ctgrad report</h1>\n<p>" + std::to_string(runs.size()) + " run(s): " + names +
-       ". One score per patient (the mean of its slices' sigmoid outputs); a score at or above the threshold means "
+  h += "</style>\n</head>\n<body>\n<h1>" + escape(extras.title) + "</h1>\n";
+  if (!extras.intro_html.empty()) h += extras.intro_html;
+  else h += "<p>" + std::to_string(runs.size()) + " run(s): " + names + ". One score per patient (the mean of its slices' sigmoid outputs); a score at or above the threshold means "
        "severe. Every threshold-dependent number uses the threshold that maximises F1 on the <em>validation</em> "
        "patients, applied unchanged to the test patients.</p>\n";
+  h += extras.before_html;
+  if (!extras.runs_heading.empty()) h += "<h2 class=\"part\">" + escape(extras.runs_heading) + "</h2>\n";
   h += "<h2>Summary (Figure 7)</h2>\n" + fig::summary_table(rs);
-  h += "<h2>ROC, precision–recall and DET curves (Figure 6)</h2>\n" + fig::curves(rs);
-  h += "<h2>F1, Fowlkes–Mallows and balanced accuracy against threshold</h2>\n" + fig::threshold_panels(rs);
-  h += "<h2>Score histograms</h2>\n" + fig::histograms(rs);
-  h += "<h2>Confusion matrices at the validation-chosen threshold</h2>\n" + fig::confusions(rs);
-  h += "<h2>Central slice only vs all 10 slices (Figure 8)</h2>\n" + fig::central_vs_ten(rs);
+  if (tested.empty()) {
+    h += "<p class=\"note\">No run has test scores (<code>scores_test.csv</code>), so the test figures are left out; "
+         "<code>ctgrad eval --split test</code> writes them.</p>\n";
+  } else {
+    h += "<h2>ROC, precision–recall and DET curves (Figure 6)</h2>\n" + fig::curves(tested);
+    h += "<h2>F1, Fowlkes–Mallows and balanced accuracy against threshold</h2>\n" + fig::threshold_panels(tested);
+    h += "<h2>Score histograms</h2>\n" + fig::histograms(tested);
+    h += "<h2>Confusion matrices at the validation-chosen threshold</h2>\n" + fig::confusions(tested);
+    h += "<h2>Central slice only vs all 10 slices (Figure 8)</h2>\n" + fig::central_vs_ten(tested);
+  }
   h += "<h2>Training curves</h2>\n" + fig::training(rs);
+  h += insight_section(runs, extras.explain_dirs, extras.predict_dirs);  // "" without explain/predict pictures
   h += "<p class=\"note\">Runs: ";
   for (size_t i = 0; i < runs.size(); ++i) h += (i ? ", " : "") + std::string("<code>") + escape(runs[i].dir) + "</code>";
   h += ". Written by <code>ctgrad report</code>; measures from <code>eval/metrics.h</code> (scikit-learn's conventions).</p>\n";
   return h + "</body>\n</html>\n";
 }
 
-std::string build_report(const std::vector<std::string>& run_dirs, const std::string& out_dir) {
+std::string build_report(const std::vector<std::string>& run_dirs, const std::string& out_dir, const ReportExtras& extras) {
   if (run_dirs.empty()) throw Error("report: no run directories given");
   std::vector<RunData> runs;
   for (const auto& d : run_dirs) runs.push_back(load_run(d));
-  const std::string html = render_report(runs);  // before touching OUT_DIR: a failed report leaves nothing
+  const std::string html = render_report(runs, extras);  // before touching OUT_DIR: a failed report leaves nothing
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec) throw Error("report: " + out_dir + ": cannot create the output directory: " + ec.message());

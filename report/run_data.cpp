@@ -114,6 +114,8 @@ RunData load_run(const std::string& dir) {
   r.name = field(c, "name", config, str).get<std::string>();
   r.net = field(c, "net", config, str).get<std::string>();
   if (c.contains("params")) r.params = field(c, "params", config, num).get<int64_t>();
+  if (c.contains("optimizer")) r.optimizer = field(c, "optimizer", config, str).get<std::string>();
+  if (c.contains("lr")) r.lr = field(c, "lr", config, num).get<double>();
   const std::string summary = need_file(dir, "summary.json", "written by ctgrad train");
   const auto s = read_json(summary);
   r.train_seconds = field(s, "train_seconds", summary, num).get<double>();
@@ -121,7 +123,9 @@ RunData load_run(const std::string& dir) {
   r.best_val_auc = field(s, "best_val_auc", summary, num).get<double>();
   r.epochs = read_metrics(need_file(dir, "metrics.csv", "written by ctgrad train"));
   r.val = read_scores(need_file(dir, train::scores_name("val", false), "run ctgrad eval --split val"));
-  r.test = read_scores(need_file(dir, train::scores_name("test", false), "run ctgrad eval --split test"));
+  const std::string test = train::run_file(dir, train::scores_name("test", false));
+  r.has_test = std::filesystem::is_regular_file(test);
+  if (r.has_test) r.test = read_scores(test);
   const std::string central = train::run_file(dir, train::scores_name("test", true));
   r.has_central = std::filesystem::is_regular_file(central);
   if (r.has_central) r.test_central = read_scores(central);
@@ -135,12 +139,13 @@ RunMeasures measure(const RunData& r) {
   } catch (const Error& e) {
     throw Error("report: " + train::run_file(r.dir, train::scores_name("val", false)) + ": " + e.what());
   }
+  m.threshold = m.val.threshold_f1;
+  if (!r.has_test) return m;
   try {
     m.test = eval::summarize(r.test);
   } catch (const Error& e) {
     throw Error("report: " + train::run_file(r.dir, train::scores_name("test", false)) + ": " + e.what());
   }
-  m.threshold = m.val.threshold_f1;
   m.at_threshold = eval::confusion_at(r.test, m.threshold);
   if (r.has_central) m.central_auc = eval::roc_auc(r.test_central);
   return m;

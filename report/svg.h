@@ -57,6 +57,7 @@ struct Series {
   bool mark_max = false;
   std::string max_label;
   bool points = false;       // a small dot at every point (short curves)
+  double point_radius = 2.2; // of those dots (a scatter plot's larger dot marks its best point)
 };
 
 // A vertical reference line at x (a threshold), labelled in the legend.

@@ -87,7 +87,7 @@ std::string line_plot(const Plot& p) {
     if (s.points)
       for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
         if (mx.valid(s.x[i]) && my.valid(s.y[i]))
-          body += "<circle cx=\"" + px(mx(s.x[i])) + "\" cy=\"" + px(my(s.y[i])) + "\" r=\"2.2\" fill=\"" + s.color + "\"/>\n";
+          body += "<circle cx=\"" + px(mx(s.x[i])) + "\" cy=\"" + px(my(s.y[i])) + "\" r=\"" + px(s.point_radius) + "\" fill=\"" + s.color + "\"/>\n";
     std::string text = s.name;
     const int m = s.mark_index >= 0 && (size_t)s.mark_index < std::min(s.x.size(), s.y.size()) &&
                           mx.valid(s.x[(size_t)s.mark_index]) && my.valid(s.y[(size_t)s.mark_index])

@@ -102,7 +102,30 @@ TEST_CASE("metrics: format_summary prints the keys in order") {
         "n: 8\npositives: 4\nnegatives: 4\nauc: 0.78125\naverage_precision: 0.8166666666666667\n"
         "threshold_f1: 0.4\ntp: 4\nfp: 2\ntn: 2\nfn: 0\ntpr: 1\ntnr: 0.5\nppv: 0.6666666666666666\nnpv: 1\n"
         "fpr: 0.5\nfnr: 0\naccuracy: 0.75\nbalanced_accuracy: 0.75\nf1: 0.8\nfowlkes_mallows: 0.816496580927726\n"
-        "mcc: 0.5773502691896258\nyouden_j: 0.5\nthreshold_youden: 0.4\nthreshold_mcc: 0.4\n");
+        "mcc: 0.5773502691896258\nyouden_j: 0.5\nthreshold_youden: 0.4\nthreshold_mcc: 0.4\n"
+        "threshold_fm: 0.4\nthreshold_ba: 0.4\n");
+}
+
+TEST_CASE("metrics: Fowlkes-Mallows and balanced-accuracy thresholds, exact ties to the lowest") {
+  // The textbook example: FM² = TPR·PPV = tp²/(4·(tp+fp)) per threshold
+  //   0.9: 1/4, 0.8: 4/8, 0.7: 4/12, 0.6: 9/20, 0.4: 16/24 (max), 0.3: 16/28, 0.1: 16/32
+  // BA = (J + 1)/2: J ties at 0.8 and 0.4 → 0.4.
+  const Summary t = summarize(textbook());
+  CHECK(t.threshold_fm == 0.4);
+  CHECK(t.threshold_ba == 0.4);
+  // 0.9:1 0.8:1 0.7:0 0.6:0 0.5:0 0.4:0 0.3:1 0.2:1 (P = 4). tp²/(tp+fp):
+  //   0.9: 1/1, 0.8: 4/2 = 2, 0.7: 4/3, 0.6: 4/4, 0.5: 4/5, 0.4: 4/6, 0.3: 9/7, 0.2: 16/8 = 2
+  // → FM = √(2/4) at 0.8 and at 0.2: a tie, the lowest (0.2) wins.
+  // BA = ½(tp/4 + tn/4): 0.8: ½(2/4 + 4/4) = 3/4 (max; 0.2 gives ½(1 + 0) = ½) → 0.8.
+  // F1 = 2tp/(2tp+fp+fn): 0.8: 4/6, 0.2: 8/12: tied too → 0.2; so F1 ≤ BA's threshold here.
+  const auto d = make({0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2}, {1, 1, 0, 0, 0, 0, 1, 1});
+  const Summary s = summarize(d);
+  CHECK(s.threshold_fm == 0.2);
+  CHECK(s.threshold_ba == 0.8);
+  CHECK(s.threshold_ba == s.threshold_youden);
+  CHECK(s.threshold_f1 == 0.2);
+  const auto sw = threshold_sweep(d);
+  CHECK(sw.front().fowlkes_mallows == exactly(std::sqrt(0.5)));
 }
 
 TEST_CASE("metrics: a perfect classifier") {

@@ -282,12 +282,37 @@ TEST_CASE("report: no central scores anywhere is said, not an error") {
   CHECK(tag_balance(html) == "");
 }
 
+TEST_CASE("report: runs with validation scores only (a learning-rate comparison) are accepted") {
+  TempDir t;
+  const std::string a = make_run(t, "run_a", "alpha", "cnn2", kAlphaTest, nullptr);
+  const std::string b = make_run(t, "run_b", "beta", "cnn1", kBetaTest, nullptr);
+  std::filesystem::remove(b + "/scores_test.csv");
+  std::string html = slurp(build_report({a, b}, t / "out"));
+  CHECK(tag_balance(html) == "");
+  CHECK(html.find("no test scores (validation only)") != std::string::npos);
+  CHECK(html.find("alpha: test scores per class") != std::string::npos);
+  CHECK(html.find("beta: test scores per class") == std::string::npos);
+  CHECK(html.find("beta (best 0.800, epoch 2)") != std::string::npos);  // its training curve
+  // The histogram marks the three validation maxima: F1 (used), FM and BA; the
+  // ROC the operating point at the validation F1 threshold (0.4: TPR ¾, FPR ¼).
+  CHECK(html.find("max F1 on validation: 0.400 (chosen)") != std::string::npos);
+  CHECK(html.find("max Fowlkes–Mallows on validation: 0.400") != std::string::npos);
+  CHECK(html.find("max balanced accuracy on validation: 0.400") != std::string::npos);
+  CHECK(html.find("alpha at threshold 0.400: TPR 0.750, FPR 0.250") != std::string::npos);
+  // No run with test scores at all: the test figures are left out, said so.
+  std::filesystem::remove(a + "/scores_test.csv");
+  html = slurp(build_report({a, b}, t / "out"));
+  CHECK(tag_balance(html) == "");
+  CHECK(html.find("No run has test scores") != std::string::npos);
+  CHECK(html.find("Loss per epoch") != std::string::npos);
+}
+
 TEST_CASE("report: errors name the missing or malformed file") {
   TempDir t;
   const std::string a = make_run(t, "run_a", "alpha", "cnn2", kAlphaTest, nullptr);
-  std::filesystem::remove(a + "/scores_test.csv");
+  std::filesystem::remove(a + "/scores_val.csv");
   std::string e = error_of([&] { build_report({a}, t / "out"); });
-  CHECK(e.find(a + "/scores_test.csv: no such file") != std::string::npos);
+  CHECK(e.find(a + "/scores_val.csv: no such file") != std::string::npos);
   CHECK(!std::filesystem::exists(t / "out/report.html"));
 
   const std::string b = make_run(t, "run_b", "beta", "cnn1", kBetaTest, nullptr);

@@ -21,6 +21,16 @@ bool exists(const std::string& p) {
 }
 }  // namespace
 
+data::ClassMapping TrainOptions::mapping() const { return data::parse_class_mapping(negative, positive); }
+
+namespace {
+nlohmann::json grade_names(const std::vector<int>& grades) {
+  nlohmann::json a = nlohmann::json::array();
+  for (int g : grades) a.push_back("CT-" + std::to_string(g));
+  return a;
+}
+}  // namespace
+
 void validate(const TrainOptions& o) {
   bool known = false;
   for (const auto& n : nets::net_names()) known = known || n == o.net;
@@ -48,6 +58,8 @@ void validate(const TrainOptions& o) {
   if (o.threads < 0) throw Error("--threads: must be ≥ 0 (0: the library default)");
   if (!(o.noise >= 0) || !std::isfinite(o.noise)) throw Error("--noise: must be ≥ 0");
   if (o.eval_batch < 0) throw Error("--eval-batch: must be ≥ 0");
+  o.mapping();  // throws naming --negative/--positive (unknown grade, one grade in both classes)
+  if (o.per_class < 0) throw Error("--per-class: must be ≥ 0 (0 keeps every patient), got " + std::to_string(o.per_class));
   parse_device(o.device);  // throws naming --device (cuda without a GPU, unknown name)
 }
 
@@ -71,7 +83,10 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"threads", o.threads},
           {"noise", o.noise},
           {"split_seed", o.split_seed},
-          {"eval_batch", o.eval_batch}};
+          {"eval_batch", o.eval_batch},
+          {"negative", grade_names(o.mapping().negative)},
+          {"positive", grade_names(o.mapping().positive)},
+          {"per_class", o.per_class}};
 }
 
 TrainOptions options_from_json(const nlohmann::json& j, const std::string& file) {
@@ -106,6 +121,22 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& file)
   get("noise", o.noise);
   get("split_seed", o.split_seed);
   get("eval_batch", o.eval_batch);
+  // The selection: absent in runs written before it existed (then the
+  // default mapping and every patient, which is what those runs used).
+  for (auto [key, value] : {std::make_pair("negative", &o.negative), std::make_pair("positive", &o.positive)}) {
+    if (!j.contains(key)) continue;
+    std::vector<std::string> names;
+    get(key, names);
+    std::string joined;
+    for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
+    *value = joined;
+  }
+  if (j.contains("per_class")) get("per_class", o.per_class);
+  try {
+    o.mapping();
+  } catch (const Error& e) {
+    throw Error(file + ": " + e.what());
+  }
   return o;
 }
 

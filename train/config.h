@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/cohort.h"
+
 namespace ctg::train {
 
 struct TrainOptions {
@@ -31,7 +33,14 @@ struct TrainOptions {
   double noise = 1.0 / 255.0;   // std of the training noise on [0, 1] images
   uint64_t split_seed = 0;      // the patient split of a cohort folder (`prep --seed`)
   int eval_batch = 0;           // 0: 2 × batch
+  // The cohort's selection (a cohort folder; a cache was selected by prep):
+  // which grades are mild (label 0) and severe (label 1), and N patients per
+  // class (0: all). config.json records "negative"/"positive" as lists of
+  // grade names and "per_class".
+  std::string negative = "CT-0,CT-1", positive = "CT-2,CT-3,CT-4";
+  int64_t per_class = 0;
 
+  data::ClassMapping mapping() const;  // parse_class_mapping(negative, positive)
   bool dropout_on() const { return dropout == "on" || (dropout == "auto" && net == "resnet18"); }
 };
 

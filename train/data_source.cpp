@@ -13,9 +13,11 @@ namespace ctg::train {
 
 namespace fs = std::filesystem;
 
-std::string folder_cache_path(const std::string& dir, int64_t size, uint64_t split_seed) {
+std::string folder_cache_path(const std::string& dir, int64_t size, uint64_t split_seed,
+                              const data::ClassMapping& mapping, int64_t per_class) {
   std::string name = "ctgrad_cache_" + std::to_string(size);
   if (split_seed != 0) name += "_seed" + std::to_string(split_seed);
+  name += data::selection_tag(mapping, per_class);
   return (fs::absolute(dir) / (name + ".bin")).lexically_normal().string();
 }
 
@@ -44,44 +46,72 @@ void check_classes(const data::Cache& c) {
                     (l ? "severe (label 1)" : "mild (label 0)") + " patients; use a larger cohort");
 }
 
-std::shared_ptr<const data::Cache> open_checked(const std::string& path, int64_t size) {
+// The cache's labels must be the mapping's (a run records its mapping, and
+// predict's verdict follows it), and with --per-class no class may hold more
+// than N patients (a cache prepared without that selection would).
+void check_selection(const data::Cache& c, const data::ClassMapping& mapping, int64_t per_class) {
+  int64_t n[2] = {};
+  std::string last;
+  for (const auto& r : c.records()) {
+    if (mapping.label_of(r.grade) != r.label)
+      throw Error("--negative/--positive " + data::grade_list(mapping.negative) + " / " +
+                  data::grade_list(mapping.positive) + ": the cache " + c.path() + " labels its CT-" +
+                  std::to_string(r.grade) + " patients " + std::to_string(r.label) +
+                  " (it was prepared with another mapping; give prep's --negative/--positive)");
+    if (r.patient != last) n[r.label ? 1 : 0]++, last = r.patient;
+  }
+  // At most N: prep may have skipped a selected patient (too few usable slices).
+  if (per_class > 0 && (n[0] > per_class || n[1] > per_class))
+    throw Error("--per-class " + std::to_string(per_class) + ": the cache " + c.path() + " holds " +
+                std::to_string(n[0]) + " mild and " + std::to_string(n[1]) +
+                " severe patients (prepare it with `ctgrad prep --per-class`)");
+}
+
+std::shared_ptr<const data::Cache> open_checked(const std::string& path, int64_t size, const data::ClassMapping& mapping,
+                                                int64_t per_class) {
   auto cache = data::Cache::open(path);
   if (size != 0 && cache->side() != size)
     throw Error("--size: " + std::to_string(size) + " but the cache " + path + " holds " +
                 std::to_string(cache->side()) + "² slices");
+  check_selection(*cache, mapping, per_class);
   check_classes(*cache);
   return cache;
 }
 
 }  // namespace
 
-DataPlan plan_data(const std::string& data, int64_t size, uint64_t split_seed) {
+DataPlan plan_data(const std::string& data, int64_t size, uint64_t split_seed, const data::ClassMapping& mapping,
+                   int64_t per_class) {
   DataPlan p;
   p.data = data;
   p.split_seed = split_seed;
+  p.mapping = mapping;
+  p.per_class = per_class;
   std::error_code ec;
   if (!fs::exists(data, ec)) throw Error("--data: " + data + ": no such file or folder");
   p.folder = fs::is_directory(data, ec);
   if (!p.folder) {
     p.cache_path = fs::absolute(data).lexically_normal().string();
-    p.size = open_checked(p.cache_path, size)->side();
+    p.size = open_checked(p.cache_path, size, mapping, per_class)->side();
     return p;
   }
   p.size = size == 0 ? 512 : size;
-  p.cache_path = folder_cache_path(data, p.size, split_seed);
+  p.cache_path = folder_cache_path(data, p.size, split_seed, mapping, per_class);
   if (fs::exists(p.cache_path, ec)) {
-    open_checked(p.cache_path, p.size);
+    open_checked(p.cache_path, p.size, mapping, per_class);
     return p;
   }
-  // The cohort must hold both classes (scan_cohort names the grades; train
-  // has no --negative/--positive flags, so say it in --data's terms).
+  // The cohort must hold both classes, and per_class patients in each
+  // (scan_cohort and select_per_class name the flag, class and counts).
   try {
-    data::scan_cohort(data, data::ClassMapping{});
+    data::select_per_class(data::scan_cohort(data, mapping), per_class, split_seed, mapping);
   } catch (const Error& e) {
     const std::string m = e.what();
     if (m.rfind("--negative", 0) == 0 || m.rfind("--positive", 0) == 0)
-      throw Error("--data " + data + ": no " + (m.rfind("--negative", 0) == 0 ? "mild (CT-0,CT-1)" : "severe (CT-2,CT-3,CT-4)") +
-                  " patients: both classes are needed");
+      throw Error("--data " + data + ": no " +
+                  (m.rfind("--negative", 0) == 0 ? "mild (" + data::grade_list(mapping.negative)
+                                                 : "severe (" + data::grade_list(mapping.positive)) +
+                  ") patients: both classes are needed");
     throw;
   }
   if (::access(data.c_str(), W_OK) != 0)
@@ -101,13 +131,15 @@ DataSource prepare_data(const DataPlan& plan, int workers, const std::function<v
     p.size = plan.size;
     p.workers = workers;
     p.seed = plan.split_seed;
+    p.mapping = plan.mapping;
+    p.per_class = plan.per_class;
     std::fprintf(stderr, "preprocessing %s into %s (once; later runs reuse it)\n", plan.data.c_str(),
                  plan.cache_path.c_str());
     const auto r = data::prep_cache(p, progress);
     for (const auto& s : r.skipped)
       std::fprintf(stderr, "  skipped %s (%s): %s\n", s.patient.c_str(), data::split_name(s.split), s.reason.c_str());
   }
-  out.cache = open_checked(out.cache_path, plan.size);
+  out.cache = open_checked(out.cache_path, plan.size, plan.mapping, plan.per_class);
   out.split_csv = data::split_csv_path(out.cache_path);
   return out;
 }

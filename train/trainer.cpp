@@ -117,7 +117,7 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
 
   // Every check before any work: the data (a scan, or the cache's index),
   // then the net and the --init weights at the size the data gives.
-  const DataPlan plan = plan_data(o.data, o.size, o.split_seed);
+  const DataPlan plan = plan_data(o.data, o.size, o.split_seed, o.mapping(), o.per_class);
   o.size = plan.size;
   auto net = nets::make_net(o.net, {o.size, o.seed, o.dropout_on()});
   if (!o.init.empty() && !o.resume) {
