@@ -9,7 +9,7 @@ namespace ctg::apps {
 
 namespace {
 struct ReportArgs {
-  std::vector<std::string> runs;
+  std::vector<std::string> runs, explain, predict;
   std::string out;
 };
 }  // namespace
@@ -20,13 +20,25 @@ static Registrar reg([](CLI::App& app) {
       "Write OUT/report.html: one self-contained page (inline SVG, no scripts, no network) with the summary table "
       "(AUC, F1, MCC, sensitivity, specificity, params, training time), ROC, precision-recall and DET curves, F1/FM/"
       "balanced accuracy against threshold, score histograms, confusion matrices, central-slice vs 10-slice ROC and "
-      "the training curves of every RUN. Threshold-dependent numbers use the max-F1 threshold of the validation "
+      "the training curves of every RUN, and an Insight section with the pictures of `ctgrad explain` (RUN/explain/**, "
+      "--explain) and `ctgrad predict --out` (--predict), embedded so the page stays one file. Threshold-dependent numbers use the max-F1 threshold of the validation "
       "scores, applied to test. Each RUN needs config.json, summary.json, metrics.csv (ctgrad train) and "
       "scores_val.csv, scores_test.csv (ctgrad eval); scores_test_central.csv is optional.");
   auto a = std::make_shared<ReportArgs>();
   cmd->add_option("runs", a->runs, "run directories (ctgrad train --out)")->required();
   cmd->add_option("--out", a->out, "output directory (created if needed); the page is OUT/report.html")->required();
-  cmd->callback([a]() { std::printf("%s\n", report::build_report(a->runs, a->out).c_str()); });
+  cmd->add_option("--explain", a->explain,
+                  "a folder of `ctgrad explain` outputs (searched for explain.json, itself and below; repeatable): its "
+                  "pictures go into the Insight section, embedded. RUN/explain/ of every RUN is searched anyway")
+      ->allow_extra_args(false);
+  cmd->add_option("--predict", a->predict,
+                  "a `ctgrad predict --out` folder (repeatable): its pictures (Slika 10-11) go into the Insight section")
+      ->allow_extra_args(false);
+  cmd->callback([a]() {
+    report::ReportExtras extras;
+    extras.explain_dirs = a->explain, extras.predict_dirs = a->predict;
+    std::printf("%s\n", report::build_report(a->runs, a->out, extras).c_str());
+  });
 });
 
 }  // namespace ctg::apps

@@ -238,3 +238,45 @@ TEST_CASE("insight: the report embeds the pictures of a hand-made explain.json")
   CHECK(error_of([&] { report::insight_section({}, {t / "nowhere"}, {}); }).find("--explain:") == 0);
   CHECK(error_of([&] { report::insight_section({}, {}, {t / "run"}); }).find("--predict:") == 0);
 }
+
+TEST_CASE("insight: ctgrad report's page carries the Insight section (RUN/explain and --explain)") {
+  TempDir t;
+  namespace fs = std::filesystem;
+  const std::string run = t / "run";
+  fs::create_directories(run + "/explain/fn");
+  auto write = [](const std::string& p, const std::string& s) { std::ofstream(p) << s; };
+  const std::string scores = "patient,label,score,slices,slice_scores\nstudy_0,1,0.9,3,0.9\nstudy_1,0,0.2,3,0.2\n"
+                             "study_2,1,0.4,3,0.4\nstudy_3,0,0.6,3,0.6\n";
+  write(run + "/config.json", R"({"name": "r", "net": "cnn2", "params": 10, "epochs": 1})");
+  write(run + "/summary.json", R"({"best_epoch": 1, "best_val_auc": 0.75, "epochs_done": 1, "train_seconds": 1.5})");
+  write(run + "/metrics.csv",
+        "epoch,train_loss,val_loss,val_auc,lr,images_per_s,epoch_seconds,elapsed_seconds\n1,0.7,0.6,0.75,0.005,10,1,1\n");
+  write(run + "/scores_val.csv", scores);
+  write(run + "/scores_test.csv", scores);
+  insight::write_png(run + "/explain/fn/occlusion.png", small_picture(5));
+  write(run + "/explain/fn/explain.json",
+        R"({"net": "cnn2", "case": "fn", "pictures": [{"file": "occlusion.png", "caption": "Occlusion 16/8 of the FN"}]})");
+  fs::create_directories(t / "elsewhere/mild");
+  insight::write_png(t / "elsewhere/mild/saliency.png", small_picture(6));
+  write(t / "elsewhere/mild/explain.json",
+        R"({"net": "cnn2", "run": "other", "case": "mild", "pictures": [{"file": "saliency.png", "caption": "Saliency of a mild slice"}]})");
+
+  const std::string plain = slurp(report::build_report({run}, t / "out1"));
+  CHECK(plain.find("<h2>Insight") != std::string::npos);  // found under RUN/explain without flags
+  auto uris = data_uris(plain);
+  REQUIRE(uris.size() == 1);
+  CHECK(uris[0] == slurp(run + "/explain/fn/occlusion.png"));
+  CHECK(plain.find("False negative") != std::string::npos);
+
+  report::ReportExtras ex;
+  ex.explain_dirs = {t / "elsewhere"};
+  const std::string with = slurp(report::build_report({run}, t / "out2", ex));
+  uris = data_uris(with);
+  REQUIRE(uris.size() == 2);
+  CHECK(std::count(uris.begin(), uris.end(), slurp(t / "elsewhere/mild/saliency.png")) == 1);
+  CHECK(with.find("Saliency of a mild slice") != std::string::npos);
+
+  // A run without explain outputs: no Insight heading at all.
+  fs::remove_all(run + "/explain");
+  CHECK(slurp(report::build_report({run}, t / "out3")).find("<h2>Insight") == std::string::npos);
+}
