@@ -118,7 +118,7 @@ Image render_colorbar(ColorMap cmap, float lo, float hi, bool log_scale, int hei
   if (!flat) labels.push_back({bar_h - 1, format_value(lo)});
   if (!flat && !log_scale && lo < 0 && hi > 0) {
     const int y0 = (int)std::lround((1.0 - value_t(0.f, r, false, cmap)) * (bar_h - 1));
-    if (y0 - glyph > 0 && y0 + glyph < bar_h - 1) labels.push_back({y0, "0"});
+    if (y0 - 3 * glyph / 2 > 0 && y0 + 3 * glyph / 2 < bar_h - 1) labels.push_back({y0, "0"});  // clear of both ends
   }
   int label_w = 0;
   for (const Label& l : labels) label_w = std::max(label_w, text_width(l.text, kScale));
