@@ -119,6 +119,9 @@ static Registrar reg([](CLI::App& app) {
   cmd->add_option("--per-class", o.per_class,
                   "N patients of each class, stratified by grade (0: all); 226 gives the report's 272/90/90")
       ->capture_default_str();
+  cmd->add_option("--own-scan", o.own_scan,
+                  "a chest CT (NIfTI) for the report's own-scan check: each family's best run scores it against its "
+                  "validation threshold");
   cmd->add_flag("--no-measure", a->no_measure, "Table 1 without the measured saved-for-backward bytes");
   cmd->callback([a, cmd]() { run_study(*a, cmd); });
 });

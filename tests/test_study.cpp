@@ -10,6 +10,7 @@
 #include <regex>
 #include <sstream>
 
+#include "data/cache.h"
 #include "nets/summary.h"
 #include "report/study.h"
 #include "report/study_report.h"
@@ -86,6 +87,9 @@ TEST_CASE("study: bad settings fail in one line before any work") {
   o = tiny_study(t / "study");
   o.negative = "CT-0,CT-1,CT-2", o.positive = "CT-2,CT-3,CT-4";
   CHECK(error_of([&] { train::run_study(o); }) == "--negative/--positive: grade CT-2 is in both classes");
+  o = tiny_study(t / "study");
+  o.own_scan = t / "mine.nii.gz";
+  CHECK(error_of([&] { train::run_study(o); }) == "--own-scan: " + (t / "mine.nii.gz") + ": no such file");
   o = tiny_study(t / "study");
   o.init_resnet18 = t / "missing.safetensors";
   CHECK(error_of([&] { train::run_study(o); }) == "--init-resnet18: given, but resnet18 is not in --nets");
@@ -167,6 +171,10 @@ TEST_CASE("study: the report has Slika 3-4 per family, Table 1 and the best runs
   TempDir t;
   auto o = tiny_study(t / "s");
   o.epochs = 1;
+  // The own-scan check on one of the cohort's test volumes.
+  auto cache = data::Cache::open(test::tiny_cache());
+  for (const auto& r : cache->records())
+    if (r.split == data::Split::test) o.own_scan = r.source;
   const auto out = train::run_study(o);
   const std::string html = slurp(report::build_study_report(out, true));
   CHECK(html.find("<h2>Dense: learning rates and optimisers (Slika 3)</h2>") != std::string::npos);
@@ -184,6 +192,8 @@ TEST_CASE("study: the report has Slika 3-4 per family, Table 1 and the best runs
   CHECK(out.best.size() == 2);
   CHECK(count(html, "max Fowlkes–Mallows on validation") == 2);  // one histogram per best run
   CHECK(html.find("at threshold ") != std::string::npos);          // the ROC's operating point
+  CHECK(html.find("<b>Own-scan check</b> of <code>" + o.own_scan + "</code>") != std::string::npos);
+  CHECK(count(html, "<td class=\"name\">" + out.runs[out.best[0].second].run.name + "</td>") >= 2);
 }
 
 TEST_CASE("Table 1 (`summary --all`): the study's parameter counts, sizes and pass sizes") {

@@ -173,6 +173,7 @@ std::vector<StudyRun> plan_study(const StudyOptions& o) {
   for (const auto& n : o.optimizers)
     if (n != "adam" && n != "sgd") throw Error("--optimizers: expected adam and/or sgd, got '" + n + "'");
   if (o.size < 16) throw Error("--size: must be at least 16, got " + std::to_string(o.size));
+  if (!o.own_scan.empty() && !exists(o.own_scan)) throw Error("--own-scan: " + o.own_scan + ": no such file");
   if (!o.init_resnet18.empty() && std::find(o.nets.begin(), o.nets.end(), "resnet18") == o.nets.end())
     throw Error("--init-resnet18: given, but resnet18 is not in --nets");
 

@@ -39,6 +39,7 @@ struct StudyOptions {
   uint64_t seed = 0, split_seed = 0;
   std::string negative = "CT-0,CT-1", positive = "CT-2,CT-3,CT-4";
   int64_t per_class = 0;
+  std::string own_scan;  // a NIfTI volume for the report's own-scan check (SEED_NOTES section 7); "" for none
 };
 
 // Comma lists of the command line; errors name the flag (an unknown net, an
