@@ -326,6 +326,7 @@ Batch DataLoader::issue_copy(Batch host) {
   copy_parity_ ^= 1;
   ahead_event_ = copy_parity_;
   cuda::record_event(copy_done_[copy_parity_], copy_stream_);
+  d.copy_event = copy_done_[copy_parity_];
   // The ring slot is reused only after this copy out of it has finished
   // (PinnedRing::acquire waits on the slot's event).
   if (host.pinned && ring_) {

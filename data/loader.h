@@ -66,6 +66,10 @@ struct Batch {
   std::vector<std::string> patients;
   std::vector<int64_t> slices;       // z of each image
   bool pinned = false;               // host buffers came from the pinned ring
+  // device = cuda: recorded on the copy stream after this batch's copy; the
+  // compute stream already waits on it. Valid until the next next() call;
+  // cuda::event_synchronize on it measures how long the copy kept the host.
+  void* copy_event = nullptr;
   int64_t size() const { return (int64_t)items.size(); }
 };
 

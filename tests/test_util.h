@@ -1,7 +1,10 @@
 // Small helpers shared by the test files.
 #pragma once
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <stdexcept>
 #include <filesystem>
 #include <functional>
 #include <iterator>
@@ -45,6 +48,34 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "(no error)";
+}
+
+// The `ctgrad` binary beside the test binary (both are built by `make test`).
+inline std::string ctgrad_binary() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw std::runtime_error("cannot read /proc/self/exe");
+  const std::string self(buf, (size_t)n);
+  const std::string exe = self.substr(0, self.rfind('/')) + "/ctgrad";
+  if (::access(exe.c_str(), X_OK) != 0) throw std::runtime_error(exe + " not found: build the ctgrad target too");
+  return exe;
+}
+
+// `ctgrad ARGS` through the shell: its exit code and stdout+stderr together.
+struct Ran {
+  int rc = -1;
+  std::string out;
+};
+inline Ran run_ctgrad(const std::string& args) {
+  Ran r;
+  FILE* p = ::popen((ctgrad_binary() + " " + args + " 2>&1").c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed");
+  char buf[4096];
+  size_t k;
+  while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+  const int st = ::pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
 }
 
 }  // namespace ctg::test

@@ -56,6 +56,10 @@ void record_event(Event e, Stream s);
 void stream_wait_event(Stream s, Event e);  // s waits for e (no host block)
 void event_synchronize(Event e);
 void destroy_event(Event e);
+// An event that records when it completes (create_event's do not: cheaper),
+// and the milliseconds between two such events once both completed.
+Event create_timing_event();
+float event_elapsed_ms(Event start, Event end);
 
 namespace backend {  // implemented by runtime_native.cu / runtime_emu.cpp
 void* raw_device_alloc(size_t bytes);  // nullptr when out of memory

@@ -122,5 +122,7 @@ void record_event(Event e, Stream s) { emu::event_record(e, s); }
 void stream_wait_event(Stream, Event e) { emu::event_wait(e); }
 void event_synchronize(Event e) { emu::event_wait(e); }
 void destroy_event(Event e) { emu::event_destroy(e); }
+Event create_timing_event() { return emu::event_create(); }
+float event_elapsed_ms(Event start, Event end) { return emu::event_elapsed_ms(start, end); }
 
 }  // namespace ctg::cuda

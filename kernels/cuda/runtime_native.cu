@@ -117,5 +117,16 @@ void stream_wait_event(Stream st, Event e) {
 }
 void event_synchronize(Event e) { CTG_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(e))); }
 void destroy_event(Event e) { CTG_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e))); }
+Event create_timing_event() {
+  cudaEvent_t e;
+  CTG_CUDA_CHECK(cudaEventCreate(&e));
+  return e;
+}
+float event_elapsed_ms(Event start, Event end) {
+  float ms = 0;
+  CTG_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+  CTG_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+  return ms;
+}
 
 }  // namespace ctg::cuda

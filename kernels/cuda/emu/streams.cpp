@@ -2,6 +2,7 @@
 #include "kernels/cuda/emu/streams.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -19,6 +20,8 @@ struct EmuStream {
 struct EmuEvent {
   EmuStream* stream = nullptr;
   uint64_t upto = 0;
+  bool recorded = false;
+  std::chrono::steady_clock::time_point when{};  // when it completed (for timing)
 };
 
 // Recursive: a queued operation may itself wait on an event or free memory.
@@ -71,13 +74,28 @@ void event_record(void* event, void* stream) {
   auto* e = static_cast<EmuEvent*>(event);
   e->stream = static_cast<EmuStream*>(stream);
   e->upto = e->stream ? e->stream->issued : 0;
+  e->recorded = true;
+  e->when = std::chrono::steady_clock::now();
 }
 
 void event_wait(void* event) {
   if (!event) throw std::runtime_error("CUDA emulation: wait on a null event");
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   auto* e = static_cast<EmuEvent*>(event);
-  if (e->stream && live(e->stream)) run_until(e->stream, e->upto);
+  if (e->stream && live(e->stream) && e->stream->done < e->upto) {
+    run_until(e->stream, e->upto);
+    e->when = std::chrono::steady_clock::now();
+  }
+}
+
+float event_elapsed_ms(void* start, void* end) {
+  auto* a = static_cast<EmuEvent*>(start);
+  auto* b = static_cast<EmuEvent*>(end);
+  if (!a || !b || !a->recorded || !b->recorded)
+    throw std::runtime_error("CUDA emulation: elapsed time of an event that was never recorded");
+  event_wait(start);
+  event_wait(end);
+  return std::chrono::duration<float, std::milli>(b->when - a->when).count();
 }
 
 void run_all_streams() {

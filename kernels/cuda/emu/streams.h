@@ -26,5 +26,9 @@ void event_record(void* event, void* stream);
 // earlier-issued work now is an order a GPU may also choose).
 void event_wait(void* event);
 void run_all_streams();  // cudaDeviceSynchronize
+// Milliseconds between two recorded events: when each completed (at record on
+// the compute stream, which runs everything at once; when waited for on a
+// created stream). Throws when either was never recorded.
+float event_elapsed_ms(void* start, void* end);
 
 }  // namespace ctg::cuda::emu
