@@ -5,7 +5,8 @@
 #   2. ctgrad study: every (net, learning rate, optimiser) a run folder under
 #      $OUT/<SIZE>px/runs/, scored on validation and test; the best run of each
 #      family by validation AUC; $OUT/<SIZE>px/report.html (Slika 3-5, Table 1,
-#      Figures 6-8 for the best runs)
+#      Figures 6-8 for the best runs, the own-scan check on one volume from
+#      outside the cohort, or OWN_SCAN=my_ct.nii.gz)
 #
 # The default is the reduced study, sized for two CPU cores (at most ~15 min):
 # 250 patients (50 per grade), 128² volumes of 32 slices, all seven nets at
@@ -48,6 +49,15 @@ else
   "$CTGRAD" synth --out "$COHORT" --patients "$PATIENTS" --size "$MATRIX" --slices "$SLICES" --seed 1 | tail -n 3
 fi
 
+# The own-scan check: a volume from outside the cohort (another synthetic
+# seed; its true grade is its folder), or OWN_SCAN=my_ct.nii.gz.
+OWN_SCAN=${OWN_SCAN:-}
+if [ -z "$OWN_SCAN" ]; then
+  [ -d "$OUT/own_scan_${MATRIX}" ] || "$CTGRAD" synth --out "$OUT/own_scan_${MATRIX}" --patients 1 --size "$MATRIX" \
+    --slices "$SLICES" --seed 99 > /dev/null
+  OWN_SCAN=$(ls "$OUT/own_scan_${MATRIX}"/studies/CT-3/*.nii.gz | head -n 1)
+fi
+
 init=()
 if [ -n "$WEIGHTS" ]; then
   w="$WEIGHTS"
@@ -62,7 +72,7 @@ fi
 step "2. ctgrad study: nets $NETS × lrs $LRS × $OPTIMIZERS, $EPOCHS epochs, ${SIZE}² inputs"
 "$CTGRAD" study --data "$COHORT" --out "$STUDY" --nets "$NETS" --lrs "$LRS" --optimizers "$OPTIMIZERS" \
   --epochs "$EPOCHS" --batch "$BATCH" --size "$SIZE" --per-class "$PER_CLASS" --device "$DEVICE" --workers 2 \
-  "${init[@]}" | grep -E "^(best |report:)"
+  --own-scan "$OWN_SCAN" "${init[@]}" | grep -E "^(best |report:)"
 
 echo
 echo "done in $(( $(date +%s) - t_start )) s. Report: $STUDY/report.html"
