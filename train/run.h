@@ -5,7 +5,9 @@
 //                          name), net, params, size, epochs, batch, lr, lr_decay,
 //                          weight_decay, optimizer, momentum, device (as asked),
 //                          device_used, workers, pin_memory, seed, split_seed,
-//                          dropout, noise, threads, eval_batch, init (absolute
+//                          dropout, noise, threads, eval_batch, negative and
+//                          positive (the class mapping: lists of grade names,
+//                          ["CT-0","CT-1"]), per_class (0: all), init (absolute
 //                          path or ""), data, cache and split_csv (absolute),
 //                          split {"train":[ids],"val":[ids],"test":[ids]}, build
 //                          {configured_at_commit, compiler, build_type,
