@@ -23,14 +23,15 @@ train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd
     throw Error("--resume: " + state + " not found (no finished epoch to continue from)");
   const std::string cfg = train::run_file(cli.out, "config.json");
   train::TrainOptions o = train::options_from_json(train::read_json_file(cfg), cfg);
-  const char* allowed[] = {"--out", "--resume", "--epochs", "--device", "--workers", "--pin-memory", "--threads"};
+  const char* allowed[] = {"--out", "--resume", "--epochs", "--device", "--workers", "--pin-memory", "--threads",
+                           "--source"};
   for (const CLI::Option* opt : cmd->get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     bool ok = false;
     for (const char* a : allowed) ok = ok || opt->get_name() == a;
     if (!ok)
       throw Error(opt->get_name() + ": a resumed run keeps the settings in " + cfg +
-                  " (only --epochs, --device, --workers, --pin-memory and --threads may be given)");
+                  " (only --epochs, --device, --workers, --pin-memory, --threads and --source may be given)");
   }
   o.out = cli.out;
   o.resume = true;
@@ -38,6 +39,7 @@ train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd
   if (cmd->count("--device")) o.device = cli.device;
   if (cmd->count("--workers")) o.workers = cli.workers;
   if (cmd->count("--pin-memory")) o.pin_memory = cli.pin_memory;
+  if (cmd->count("--source")) o.source = cli.source;
   if (cmd->count("--threads")) o.threads = cli.threads;
   return o;
 }
@@ -90,6 +92,10 @@ static Registrar reg([](CLI::App& app) {
   cmd->add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
   cmd->add_option("--workers", o->workers, "loader threads (0: load on the training thread)")->capture_default_str();
   cmd->add_flag("--pin-memory", o->pin_memory, "page-locked batch buffers (with --device cuda)");
+  cmd->add_option("--source", o->source,
+                  "training slices from the prep cache, or from the NIfTI files decoded and preprocessed on "
+                  "every load (the study's DataLoader; same weights, slower): cache|nifti")
+      ->capture_default_str();
   cmd->add_option("--size", o->size, "input side (default: the cache's side; 512 for a folder)");
   cmd->add_option("--seed", o->seed, "seed of initialisation, shuffling, noise and dropout")->capture_default_str();
   cmd->add_option("--split-seed", o->split_seed, "seed of the patient split when --data is a folder")

@@ -50,6 +50,8 @@ void validate(const TrainOptions& o) {
     throw Error("--optimizer: expected adam or sgd, got '" + o.optimizer + "'");
   if (!(o.momentum >= 0 && o.momentum < 1)) throw Error("--momentum: must be in [0, 1)");
   if (o.workers < 0) throw Error("--workers: must be ≥ 0");
+  if (o.source != "cache" && o.source != "nifti")
+    throw Error("--source: expected cache or nifti, got '" + o.source + "'");
   if (o.size != 0 && (o.size < 16 || o.size > 4096)) throw Error("--size: must be in [16, 4096]");
   if (o.dropout != "auto" && o.dropout != "on" && o.dropout != "off")
     throw Error("--dropout: expected auto, on or off, got '" + o.dropout + "'");
@@ -76,6 +78,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"device", o.device},
           {"workers", o.workers},
           {"pin_memory", o.pin_memory},
+          {"source", o.source},
           {"size", o.size},
           {"seed", o.seed},
           {"dropout", o.dropout_on()},
@@ -111,6 +114,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& file)
   get("device", o.device);
   get("workers", o.workers);
   get("pin_memory", o.pin_memory);
+  if (j.contains("source")) get("source", o.source);  // runs made before --source read the cache
   get("size", o.size);
   get("seed", o.seed);
   bool dropout = false;

@@ -24,6 +24,11 @@ struct TrainOptions {
   std::string device = "auto";     // auto | cpu | cuda
   int workers = 2;
   bool pin_memory = false;
+  // Where the training slices come from: "cache" (the prep cache) or "nifti"
+  // (each volume read, decoded and preprocessed by the loader's workers on
+  // every load, as the study's DataLoader did): the same slices and values,
+  // so the same weights; only the cost differs (bench timing measures it).
+  std::string source = "cache";
   int64_t size = 0;             // 0: the cache's side, or 512 for a folder
   uint64_t seed = 0;            // initialisation, shuffling, noise, dropout
   std::string dropout = "auto"; // auto (on for resnet18, as the reference code) | on | off

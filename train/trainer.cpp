@@ -172,7 +172,12 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   }
   write_json_file(config_path, config);
 
-  auto train_ds = data::CacheDataset::of_split(src.cache, data::Split::train);
+  std::shared_ptr<const data::Dataset> train_ds = data::CacheDataset::of_split(src.cache, data::Split::train);
+  if (o.source == "nifti") {  // the same slices, decoded from their volumes on every load
+    data::PreprocessOptions pre;
+    pre.size = src.cache->side();
+    train_ds = std::make_shared<data::NiftiDataset>(train_ds->items(), pre);
+  }
   auto val_ds = data::CacheDataset::of_split(src.cache, data::Split::val);
   data::LoaderOptions lo;
   lo.batch_size = o.batch;
