@@ -28,6 +28,8 @@ const char* op_name(WarpOp op) {
     case WarpOp::ballot: return "__ballot_sync";
     case WarpOp::any: return "__any_sync";
     case WarpOp::all: return "__all_sync";
+    case WarpOp::mma: return "mma.sync.m16n8k8";
+    case WarpOp::ldmatrix: return "ldmatrix.sync";
   }
   return "?";
 }
@@ -177,6 +179,8 @@ void BlockRunner::run_thread(int t, Fiber* f) {
   r.idx = idx_table_[t];
   r.state = ThreadState::running;
   r.fiber = f;
+  r.copies.clear();  // cp.async state is per thread and starts empty
+  r.open_group = 0;
   resume_as(t);
   try {
     job_->thunk(job_->closure);

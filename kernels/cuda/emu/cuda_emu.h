@@ -102,7 +102,7 @@ struct SharedSlot {
 
 void syncthreads(Site site);
 
-enum class WarpOp : std::uint8_t { sync, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+enum class WarpOp : std::uint8_t { sync, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all, mma, ldmatrix };
 // A warp collective: waits until every live lane named in `mask` arrives, then
 // returns this lane's result (a shuffled value's bits, or the vote).
 std::uint64_t warp_collective(Site site, WarpOp op, unsigned mask, std::uint64_t value, int arg,
@@ -155,6 +155,31 @@ struct At {
     warp_collective(site, WarpOp::sync, mask, 0, 0, warpSize);
   }
 };
+
+// ---- tensor-core instructions (kernels/cuda/tensor_core.h is the dialect's face) ----
+// The warp-wide ones go through warp_collective with `value` = the address of the
+// lane's operand record below: every lane's record stays valid while it waits
+// (its fiber's stack is suspended, not unwound), so the last lane to arrive
+// reads all 32 and writes every lane's results at once.
+struct MmaLane {
+  const std::uint32_t* a;  // 4 .tf32 registers
+  const std::uint32_t* b;  // 2 .tf32 registers
+  const float* c;          // 4 accumulators
+  float* d;                // 4 results (may alias c)
+};
+struct LdmatrixLane {
+  const void* row;  // this lane's row address (used by lanes 0 .. 8·num−1)
+  std::uint32_t* out;
+};
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 (fragment layouts: warp.cpp).
+void mma_m16n8k8_tf32(Site site, float* d, const std::uint32_t* a, const std::uint32_t* b, const float* c);
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16
+void ldmatrix(Site site, int num, bool trans, std::uint32_t* out, const void* row);
+// cp.async.{ca,cg}.shared.global [dst], [src], bytes, src_bytes; commit_group; wait_group n
+// (kernels/cuda/emu/async_copy.cpp: deferred until the wait, destination poisoned at issue).
+void cp_async(Site site, void* dst, const void* src, int bytes, int src_bytes);
+void cp_async_commit(Site site);
+void cp_async_wait(Site site, int n);
 
 using Thunk = void (*)(const void* closure);
 // Validates the configuration (throws naming the kernel), then runs every block;

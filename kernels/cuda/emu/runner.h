@@ -45,6 +45,14 @@ enum class ThreadState : std::uint8_t { running, ready, at_barrier, at_warp, exi
 
 // One CUDA thread of the running block. Entries are rewritten when a thread
 // starts, so the table is reused across blocks without clearing.
+// One cp.async issued and not yet waited for (kernels/cuda/emu/async_copy.cpp).
+struct AsyncCopy {
+  unsigned char* dst;
+  const unsigned char* src;
+  std::uint8_t bytes, src_bytes;
+  std::uint32_t group;  // the commit group it belongs to (open_group when issued)
+};
+
 struct ThreadRec {
   uint3 idx;
   ThreadState state;
@@ -54,6 +62,8 @@ struct ThreadRec {
   std::uint32_t mask;
   int arg, width;
   std::uint64_t value, result;
+  std::vector<AsyncCopy> copies;  // this thread's pending cp.async, in issue order
+  std::uint32_t open_group;       // groups committed so far = index of the open group
 };
 
 struct WarpRec {
@@ -100,6 +110,10 @@ class BlockRunner {
   // Jumps to the next runnable fiber, or back to run_block if there is none.
   [[noreturn]] void dispatch();
   void* shared_alloc(std::size_t bytes, std::size_t align);
+  // cp.async for the running thread (async_copy.cpp).
+  void async_copy(Site site, void* dst, const void* src, int bytes, int src_bytes);
+  void async_commit();
+  void async_wait(int n);
 
   // Body of every fiber: runs assigned threads, then parks as idle.
   [[noreturn]] void fiber_main(Fiber* self);
@@ -111,6 +125,9 @@ class BlockRunner {
   void on_exit(int t);
   bool try_complete(int warp, std::uint32_t mask);
   void compute_results(int warp, std::uint32_t part);
+  void compute_mma(int warp, std::uint32_t part);
+  void compute_ldmatrix(int warp, std::uint32_t part);
+  bool whole_warp(int warp, std::uint32_t part);
   void make_ready(int t);
   bool release_barrier();
   std::string describe_stall() const;

@@ -7,6 +7,7 @@
 // by run_block as a deadlock (see block.cpp).
 #undef _FORTIFY_SOURCE  // see fiber.cpp: longjmp between stacks
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
@@ -86,6 +87,8 @@ bool BlockRunner::try_complete(int w, std::uint32_t mask) {
 void BlockRunner::compute_results(int w, std::uint32_t part) {
   ThreadRec* lane_rec = &threads_[w << 5];
   const WarpOp op = lane_rec[__builtin_ctz(part)].op;
+  if (op == WarpOp::mma) return compute_mma(w, part);
+  if (op == WarpOp::ldmatrix) return compute_ldmatrix(w, part);
   std::uint32_t votes = 0;
   for (std::uint32_t p = part; p; p &= p - 1)
     if (lane_rec[__builtin_ctz(p)].value) votes |= 1u << __builtin_ctz(p);
@@ -99,6 +102,8 @@ void BlockRunner::compute_results(int w, std::uint32_t part) {
       case WarpOp::ballot: r.result = votes; continue;
       case WarpOp::any: r.result = votes != 0; continue;
       case WarpOp::all: r.result = votes == part; continue;
+      case WarpOp::mma:
+      case WarpOp::ldmatrix: continue;  // handled above
       case WarpOp::shfl_idx: src = seg + (r.arg & (r.width - 1)); break;  // source lane taken modulo width
       case WarpOp::shfl_up: src = lane - r.arg < seg ? lane : lane - r.arg; break;
       case WarpOp::shfl_down: src = lane + r.arg >= seg + r.width ? lane : lane + r.arg; break;
@@ -107,6 +112,138 @@ void BlockRunner::compute_results(int w, std::uint32_t part) {
     // Out-of-range sources gave `src = lane` above: CUDA returns the caller's own value.
     r.result = ((part >> src) & 1u) ? lane_rec[src].value : kPoison;
   }
+}
+
+// ---- tensor-core instructions ------------------------------------------------
+// Both are .aligned: all 32 lanes of the warp execute the same instruction. A
+// warp with a missing lane (exited, or a block size not a multiple of 32) or
+// lanes disagreeing on the variant is a kernel bug: the block fails, naming it,
+// and the lanes' outputs are NaN (all-ones) so nothing downstream looks right.
+bool BlockRunner::whole_warp(int w, std::uint32_t part) {
+  ThreadRec* lane_rec = &threads_[w << 5];
+  const ThreadRec& first = lane_rec[__builtin_ctz(part)];
+  std::string why;
+  if (part != 0xffffffffu) {
+    std::ostringstream m;
+    m << "needs all 32 lanes of warp " << w << " (.aligned), but only lanes 0x" << std::hex << part
+      << " take part (the others exited or do not exist)";
+    why = m.str();
+  }
+  for (std::uint32_t p = part; p && why.empty(); p &= p - 1)
+    if (lane_rec[__builtin_ctz(p)].arg != first.arg) why = "lanes of one warp ask for different variants";
+  if (why.empty()) return true;
+  fail(std::string(op_name(first.op)) + " at " + where(first.site) + ": " + why);
+  for (std::uint32_t p = part; p; p &= p - 1) {
+    const ThreadRec& r = lane_rec[__builtin_ctz(p)];
+    if (r.op == WarpOp::mma) std::memset(reinterpret_cast<const MmaLane*>(r.value)->d, 0xFF, 4 * sizeof(float));
+    else std::memset(reinterpret_cast<const LdmatrixLane*>(r.value)->out, 0xFF, (r.arg & 7) * 4);
+  }
+  return false;
+}
+
+namespace {
+// What the tensor core reads of a .tf32 operand: sign, exponent and the top 10
+// mantissa bits; the low 13 bits are ignored (kernels convert with cvt.rna first,
+// tensor_core.h's to_tf32, so they are already zero).
+inline double tf32_operand(std::uint32_t bits) {
+  float f;
+  bits &= 0xffffe000u;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+}  // namespace
+
+// D = A·B + C for A 16×8 (row), B 8×8 (col), C/D 16×8, f32 accumulate.
+// Fragment layouts, PTX ISA "Matrix Fragments for mma.m16n8k8" (.tf32), with
+// g = laneid >> 2 (groupID) and t = laneid % 4 (threadID_in_group):
+//   A: a0 (g, t)   a1 (g+8, t)   a2 (g, t+4)   a3 (g+8, t+4)      (row, col)
+//   B: b0 (t, g)   b1 (t+4, g)                                    (row k, col n)
+//   C, D: c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)
+// The products of two TF32 values are exact in double; each sum is formed in
+// double and rounded once to float (the hardware's internal order is not
+// documented; this is at least as accurate as any order in float).
+void BlockRunner::compute_mma(int w, std::uint32_t part) {
+  if (!whole_warp(w, part)) return;
+  ThreadRec* lane_rec = &threads_[w << 5];
+  double A[16][8], B[8][8], C[16][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    const MmaLane& o = *reinterpret_cast<const MmaLane*>(lane_rec[lane].value);
+    const int g = lane >> 2, t = lane & 3;
+    A[g][t] = tf32_operand(o.a[0]);
+    A[g + 8][t] = tf32_operand(o.a[1]);
+    A[g][t + 4] = tf32_operand(o.a[2]);
+    A[g + 8][t + 4] = tf32_operand(o.a[3]);
+    B[t][g] = tf32_operand(o.b[0]);
+    B[t + 4][g] = tf32_operand(o.b[1]);
+    C[g][2 * t] = o.c[0];
+    C[g][2 * t + 1] = o.c[1];
+    C[g + 8][2 * t] = o.c[2];
+    C[g + 8][2 * t + 1] = o.c[3];
+  }
+  auto dot = [&](int i, int j) {
+    double s = C[i][j];
+    for (int k = 0; k < 8; ++k) s += A[i][k] * B[k][j];
+    return (float)s;
+  };
+  for (int lane = 0; lane < 32; ++lane) {  // every C was read above: d may alias c
+    float* d = reinterpret_cast<const MmaLane*>(lane_rec[lane].value)->d;
+    const int g = lane >> 2, t = lane & 3;
+    d[0] = dot(g, 2 * t);
+    d[1] = dot(g, 2 * t + 1);
+    d[2] = dot(g + 8, 2 * t);
+    d[3] = dot(g + 8, 2 * t + 1);
+  }
+}
+
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: loads 1, 2 or 4 8×8
+// matrices of 16-bit elements; lanes 8i..8i+7 give the 8 row addresses (16
+// bytes each, 16-byte aligned) of matrix i. Lane l receives in register i:
+//   plain:  row l/4 of matrix i, elements 2(l%4) and 2(l%4)+1 (low half first)
+//   .trans: column l/4 of matrix i, elements of rows 2(l%4) and 2(l%4)+1
+// (PTX ISA, "Warp-level matrix load instruction: ldmatrix"). For 32-bit data
+// (TF32) a row is 4 words and lane l gets word l%4 of row l/4: exactly the A
+// and B fragments of mma.m16n8k8.tf32.
+void BlockRunner::compute_ldmatrix(int w, std::uint32_t part) {
+  if (!whole_warp(w, part)) return;
+  ThreadRec* lane_rec = &threads_[w << 5];
+  const int num = lane_rec[0].arg & 7;
+  const bool trans = (lane_rec[0].arg & 8) != 0;
+  std::uint16_t m[4][8][8];  // matrix, row, column
+  for (int i = 0; i < num; ++i)
+    for (int r = 0; r < 8; ++r) {
+      const ThreadRec& src = lane_rec[8 * i + r];
+      const unsigned char* row =
+          static_cast<const unsigned char*>(reinterpret_cast<const LdmatrixLane*>(src.value)->row);
+      const bool in_shared = row >= shared_ && row + 16 <= shared_ + kSharedBytes;
+      if (!in_shared || reinterpret_cast<std::uintptr_t>(row) % 16) {
+        fail(std::string("ldmatrix.sync at ") + where(src.site) + ": lane " + std::to_string(8 * i + r) +
+             "'s row address is " + (in_shared ? "not 16-byte aligned" : "not in the block's shared memory"));
+        for (int lane = 0; lane < 32; ++lane)
+          std::memset(reinterpret_cast<const LdmatrixLane*>(lane_rec[lane].value)->out, 0xFF, num * 4);
+        return;
+      }
+      std::memcpy(m[i][r], row, 16);
+    }
+  for (int lane = 0; lane < 32; ++lane) {
+    std::uint32_t* out = reinterpret_cast<const LdmatrixLane*>(lane_rec[lane].value)->out;
+    const int q = lane >> 2, e = 2 * (lane & 3);
+    for (int i = 0; i < num; ++i) {
+      const std::uint16_t lo = trans ? m[i][e][q] : m[i][q][e];
+      const std::uint16_t hi = trans ? m[i][e + 1][q] : m[i][q][e + 1];
+      out[i] = (std::uint32_t)lo | ((std::uint32_t)hi << 16);
+    }
+  }
+}
+
+void mma_m16n8k8_tf32(Site site, float* d, const std::uint32_t* a, const std::uint32_t* b, const float* c) {
+  const MmaLane lane{a, b, c, d};
+  warp_collective(site, WarpOp::mma, 0xffffffffu, reinterpret_cast<std::uint64_t>(&lane), 0, warpSize);
+}
+
+void ldmatrix(Site site, int num, bool trans, std::uint32_t* out, const void* row) {
+  const LdmatrixLane lane{row, out};
+  warp_collective(site, WarpOp::ldmatrix, 0xffffffffu, reinterpret_cast<std::uint64_t>(&lane),
+                  num | (trans ? 8 : 0), warpSize);
 }
 
 // Suspends like syncthreads() (block.cpp), for the same reason.
