@@ -6,19 +6,11 @@
 #include "report/figures.h"
 #include "report/study.h"
 #include "report/svg.h"
+#include "train/study.h"
 
 namespace ctg::report {
 
-std::string lr_text(double lr) {
-  if (!(lr > 0) || !std::isfinite(lr)) return fmt(lr, 6);
-  // m·10^e with 1 ≤ m < 10, m to 6 significant digits without trailing zeros.
-  int e = (int)std::floor(std::log10(lr));
-  double m = lr / std::pow(10.0, e);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.6g", m);
-  if (std::string(buf) == "10") ++e, std::snprintf(buf, sizeof buf, "1");  // 9.9999999e-4 → 1e-3
-  return std::string(buf) + "e" + std::to_string(e);
-}
+std::string lr_text(double lr) { return train::lr_name(lr); }
 
 namespace {
 

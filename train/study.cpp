@@ -48,15 +48,6 @@ std::string known_nets() {
   return list;
 }
 
-// "5e-3": the learning rate in run names (report/study.h writes legends alike).
-std::string lr_name(double lr) {
-  int e = (int)std::floor(std::log10(lr));
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.6g", lr / std::pow(10.0, e));
-  if (std::string(buf) == "10") ++e, std::snprintf(buf, sizeof buf, "1");
-  return std::string(buf) + "e" + std::to_string(e);
-}
-
 // Epochs finished by the run in `dir` (its committed state and metrics.csv), 0 for none.
 int64_t epochs_done(const std::string& dir) {
   if (!exists(run_file(dir, "last.state.safetensors")) || !exists(run_file(dir, "metrics.csv"))) return 0;
@@ -146,6 +137,16 @@ std::vector<std::string> parse_optimizer_list(const std::string& s) {
   for (const auto& n : v)
     if (n != "adam" && n != "sgd") throw Error("--optimizers: expected adam and/or sgd, got '" + n + "'");
   return v;
+}
+
+std::string lr_name(double lr) {
+  if (!(lr > 0) || !std::isfinite(lr)) return exact(lr);
+  // m·10^e with 1 ≤ m < 10, m to 6 significant digits without trailing zeros.
+  int e = (int)std::floor(std::log10(lr));
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.6g", lr / std::pow(10.0, e));
+  if (std::string(buf) == "10") ++e, std::snprintf(buf, sizeof buf, "1");  // 9.9999999e-4 → 1e-3
+  return std::string(buf) + "e" + std::to_string(e);
 }
 
 const std::vector<std::string>& family_order() {

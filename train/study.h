@@ -48,6 +48,9 @@ std::vector<std::string> parse_net_list(const std::string& s);
 std::vector<double> parse_lr_list(const std::string& s);
 std::vector<std::string> parse_optimizer_list(const std::string& s);
 
+// "5e-3", "1e-4", "2.5e-4": a learning rate as run names (and the report's legends) write it.
+std::string lr_name(double lr);
+
 // The family a run belongs to: "Dense", "CNN", "ResNet18", "ResNet18*".
 std::string family_of(const std::string& net, bool imagenet_init);
 const std::vector<std::string>& family_order();
