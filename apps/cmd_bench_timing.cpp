@@ -29,7 +29,7 @@ std::vector<std::string> split_list(const std::string& s, const std::string& fla
 
 struct TimingArgs {
   train::TimingOptions o;
-  std::string devices = "cpu", workers = "0,1,2,4,8", pin = "on", sources = "cache", out = "runs/timing";
+  std::string devices = "cpu", workers = "0,1,2,4,8", pin = "on,off", sources = "cache", out = "runs/timing";
 };
 
 void bench_timing(TimingArgs a) {
@@ -91,7 +91,7 @@ static Registrar reg([](CLI::App& app) {
   t->add_option("--size", a->o.size, "input side (the study: 512)");
   t->add_option("--devices", a->devices, "comma list of cpu,cuda (cuda skipped without a device)");
   t->add_option("--workers", a->workers, "comma list of DataLoader num_workers (default 0,1,2,4,8)");
-  t->add_option("--pin-memory", a->pin, "comma list of on,off (on needs the CUDA driver; skipped without)");
+  t->add_option("--pin-memory", a->pin, "comma list of on,off (default both; on needs the CUDA driver and is skipped without)");
   t->add_option("--source", a->sources, "comma list of cache,nifti (nifti: decode and preprocess per load)");
   t->add_option("--steps", a->o.steps, "timed steps per combination (default 5)");
   t->add_option("--warmup", a->o.warmup, "untimed warm-up steps (default 1)");

@@ -116,7 +116,8 @@ td.name{white-space:nowrap}.swatch{display:inline-block;width:12px;height:12px;m
 }  // namespace
 
 std::string render_report(const std::vector<RunData>& runs, const ReportExtras& extras) {
-  if (runs.empty()) throw Error("report: no runs to report");
+  // No runs: a page of the extras alone (`report --timing A.csv`), else an error.
+  if (runs.empty() && extras.before_html.empty()) throw Error("report: no runs to report");
   std::vector<fig::Run> rs, tested;  // tested: the runs with test scores, which the test figures show
   for (size_t i = 0; i < runs.size(); ++i) rs.push_back({&runs[i], measure(runs[i]), palette(i)});
   for (const auto& r : rs)
@@ -127,10 +128,11 @@ std::string render_report(const std::vector<RunData>& runs, const ReportExtras& 
   h += kStyle;
   h += "</style>\n</head>\n<body>\n<h1>" + escape(extras.title) + "</h1>\n";
   if (!extras.intro_html.empty()) h += extras.intro_html;
-  else h += "<p>" + std::to_string(runs.size()) + " run(s): " + names + ". One score per patient (the mean of its slices' sigmoid outputs); a score at or above the threshold means "
+  else if (!runs.empty()) h += "<p>" + std::to_string(runs.size()) + " run(s): " + names + ". One score per patient (the mean of its slices' sigmoid outputs); a score at or above the threshold means "
        "severe. Every threshold-dependent number uses the threshold that maximises F1 on the <em>validation</em> "
        "patients, applied unchanged to the test patients.</p>\n";
   h += extras.before_html;
+  if (runs.empty()) return h + "</body>\n</html>\n";
   if (!extras.runs_heading.empty()) h += "<h2 class=\"part\">" + escape(extras.runs_heading) + "</h2>\n";
   h += "<h2>Summary (Figure 7)</h2>\n" + fig::summary_table(rs);
   if (tested.empty()) {
@@ -152,7 +154,7 @@ std::string render_report(const std::vector<RunData>& runs, const ReportExtras& 
 }
 
 std::string build_report(const std::vector<std::string>& run_dirs, const std::string& out_dir, const ReportExtras& extras) {
-  if (run_dirs.empty()) throw Error("report: no run directories given");
+  if (run_dirs.empty() && extras.before_html.empty()) throw Error("report: no run directories given");
   std::vector<RunData> runs;
   for (const auto& d : run_dirs) runs.push_back(load_run(d));
   const std::string html = render_report(runs, extras);  // before touching OUT_DIR: a failed report leaves nothing

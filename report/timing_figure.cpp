@@ -45,8 +45,15 @@ double svg_height(const std::string& panel) {
 }
 
 // Horizontal 100 % bars: each group's median phases as shares of its step.
-std::string phase_bars(const std::vector<TimingGroup>& groups, int width) {
-  const double label_w = 300, bar_h = 14, gap = 6, top = 34;
+std::string phase_bars(const std::vector<TimingGroup>& groups, int width, bool with_machine) {
+  std::vector<std::string> labels;
+  size_t longest = 0;
+  for (const TimingGroup& g : groups) {
+    labels.push_back(g.line_name(with_machine) + " · " + std::to_string(g.workers) + " workers");
+    longest = std::max(longest, labels.back().size());
+  }
+  // ~6.3 px a character at font-size 11; the bars keep at least 300 px.
+  const double label_w = std::min((double)width - 360, 12 + 6.3 * (double)longest), bar_h = 14, gap = 6, top = 34;
   const double x0 = label_w, x1 = width - 60;
   double height = top + (double)groups.size() * (bar_h + gap) + 24;
   std::string body = "<rect x=\"0\" y=\"0\" width=\"" + detail::px(width) + "\" height=\"" + detail::px(height) +
@@ -57,8 +64,7 @@ std::string phase_bars(const std::vector<TimingGroup>& groups, int width) {
     const TimingGroup& g = groups[i];
     const double y = top + (double)i * (bar_h + gap);
     body += "<text x=\"" + detail::px(label_w - 6) + "\" y=\"" + detail::px(y + bar_h - 3) +
-            "\" text-anchor=\"end\">" + escape(g.line_name() + " · " + std::to_string(g.workers) + " workers") +
-            "</text>\n";
+            "\" text-anchor=\"end\">" + escape(labels[i]) + "</text>\n";
     double sum = 0;
     for (const Phase& p : kPhases) sum += g.*(p.ms);
     double x = x0;
@@ -79,7 +85,7 @@ std::string phase_bars(const std::vector<TimingGroup>& groups, int width) {
   return detail::svg_open(width, height, "phases of a training step") + body + "</svg>\n";
 }
 
-Plot against_workers(const std::vector<TimingGroup>& groups, bool per_epoch) {
+Plot against_workers(const std::vector<TimingGroup>& groups, bool per_epoch, bool with_machine) {
   Plot p;
   p.title = per_epoch ? "Time per epoch against num_workers" : "Time per step against num_workers";
   p.x = Axis{"DataLoader num_workers"};
@@ -87,7 +93,7 @@ Plot against_workers(const std::vector<TimingGroup>& groups, bool per_epoch) {
   p.width = 440, p.height = 300;
   std::map<std::string, size_t> line_of;
   for (const TimingGroup& g : groups) {
-    const std::string name = g.line_name();
+    const std::string name = g.line_name(with_machine);
     if (!line_of.count(name)) {
       line_of[name] = p.series.size();
       Series s;
@@ -105,8 +111,8 @@ Plot against_workers(const std::vector<TimingGroup>& groups, bool per_epoch) {
 }
 }  // namespace
 
-std::string TimingGroup::line_name() const {
-  return machine + " · " + device + " · " + source + " · pin " + (pin_memory ? "on" : "off");
+std::string TimingGroup::line_name(bool with_machine) const {
+  return (with_machine ? machine + " · " : "") + device + " · " + source + " · pin " + (pin_memory ? "on" : "off");
 }
 
 std::vector<TimingGroup> timing_groups(const std::vector<train::TimingRow>& rows) {
@@ -162,12 +168,20 @@ std::string timing_markdown(const std::vector<TimingGroup>& groups) {
 
 std::string timing_svg(const std::vector<TimingGroup>& groups) {
   if (groups.empty()) throw ctg::Error("timing figure: no timing rows");
-  const std::string a = line_plot(against_workers(groups, true)), b = line_plot(against_workers(groups, false));
+  bool one_machine = true;
+  for (const TimingGroup& g : groups) one_machine = one_machine && g.machine == groups.front().machine;
+  const std::string a = line_plot(against_workers(groups, true, !one_machine)),
+                    b = line_plot(against_workers(groups, false, !one_machine));
   const int wide = 900;
-  const std::string bars = phase_bars(groups, wide);
+  const std::string bars = phase_bars(groups, wide, !one_machine);
   const double h1 = std::max(svg_height(a), svg_height(b)), h = h1 + 10 + svg_height(bars);
-  return detail::svg_open(wide, h, "Figure 2: the timing study") + place(a, 0, 0) + place(b, 455, 0) +
-         place(bars, 0, h1 + 10) + "</svg>\n";
+  std::string machine_line;
+  if (one_machine)
+    machine_line = "<text x=\"" + detail::px(wide / 2.0) + "\" y=\"" + detail::px(h1 + 4) +
+                   "\" text-anchor=\"middle\" font-size=\"11\" fill=\"#444\">" + escape(groups.front().machine) +
+                   "</text>\n";
+  return detail::svg_open(wide, h + (one_machine ? 6 : 0), "Figure 2: the timing study") + place(a, 0, 0) +
+         place(b, 455, 0) + machine_line + place(bars, 0, h1 + 10 + (one_machine ? 6 : 0)) + "</svg>\n";
 }
 
 std::string timing_section_html(const std::vector<TimingGroup>& groups) {

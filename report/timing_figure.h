@@ -20,8 +20,9 @@ struct TimingGroup {
   double step_ms = 0, data_wait_ms = 0, h2d_ms = 0, forward_ms = 0, backward_ms = 0, optimizer_ms = 0;
   double images_per_s = 0;
   double epoch_s() const { return step_ms * (double)steps_per_epoch / 1000.0; }
-  // "AMD EPYC, 2 cores · cpu · cache · pin off": the legend of its line.
-  std::string line_name() const;
+  // "AMD EPYC, 2 cores; GPU none · cpu · cache · pin off": the legend of its
+  // line (without the machine when the figure has only one).
+  std::string line_name(bool with_machine = true) const;
 };
 // Groups in first-seen order of their line, workers ascending within a line.
 std::vector<TimingGroup> timing_groups(const std::vector<train::TimingRow>& rows);

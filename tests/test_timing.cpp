@@ -163,3 +163,33 @@ TEST_CASE("bench timing: bad flags get one clear line and exit 1") {
   bad("--workers ,", "--workers: the list is empty");
   bad("--net vgg", "--net: unknown net 'vgg'");
 }
+
+TEST_CASE("report --timing merges machines into one figure and table; a bad CSV is named") {
+  train::TimingOptions o = tiny_timing();
+  o.sources = {"cache"};
+  o.workers = {0};
+  o.steps = 2;
+  auto rows = train::run_timing(o);
+  TempDir t;
+  train::write_timing_csv(t / "a.csv", rows);
+  for (auto& r : rows) r.machine = "Laptop i5-8250U, 4 cores; GPU none";  // a second machine, as the study had
+  train::write_timing_csv(t / "b.csv", rows);
+  const test::Ran r = test::run_ctgrad("report --timing " + t / "a.csv" + " --timing " + t / "b.csv" + " --out " +
+                                       t / "rep");
+  CAPTURE(r.out);
+  REQUIRE(r.rc == 0);
+  std::ifstream f(t / "rep/report.html");
+  const std::string html((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(html.find("The timing study (Figure 2)") != std::string::npos);
+  CHECK(html.find("Laptop i5-8250U") != std::string::npos);
+  CHECK(html.find(train::machine_description(false).substr(0, 8)) != std::string::npos);  // the first machine
+  CHECK(std::filesystem::exists(t / "rep/timing.md"));
+  CHECK(std::filesystem::exists(t / "rep/timing.svg"));
+
+  std::ofstream(t / "bad.csv") << "machine,device\nx,y\n";
+  const test::Ran bad = test::run_ctgrad("report --timing " + t / "bad.csv" + " --out " + t / "rep2");
+  CHECK(bad.rc == 1);
+  CHECK(bad.out.find(t / "bad.csv" + ": line 1: not a `ctgrad bench timing` CSV") != std::string::npos);
+  CHECK(test::run_ctgrad("report --out " + t / "rep3").out.find("give run directories, --timing CSV files") !=
+        std::string::npos);
+}
