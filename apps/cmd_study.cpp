@@ -36,6 +36,16 @@ std::string eta_text(double s) {
 
 void show(const train::StudyProgress& p, bool tty) {
   char line[512];
+  if (p.stage == "prep") {
+    // Every patient on a terminal; every ~10 % in a log.
+    if (!tty && p.batch != p.batches && p.batch * 10 / p.batches == (p.batch - 1) * 10 / p.batches) return;
+    std::snprintf(line, sizeof line, "study: preprocessing the cohort (once): %lld/%lld patients", (long long)p.batch,
+                  (long long)p.batches);
+    if (tty) std::fprintf(stderr, "\r\033[K%s%s", line, p.batch == p.batches ? "\n" : "");
+    else std::fprintf(stderr, "%s\n", line);
+    std::fflush(stderr);
+    return;
+  }
   if (p.stage == "train" && p.batch > 0) {
     if (!tty) return;  // batch-level detail only on a terminal
     std::snprintf(line, sizeof line, "study: run %lld/%lld %s  epoch %lld/%lld  batch %lld/%lld  %s",

@@ -250,7 +250,13 @@ StudyOutcome run_study(const StudyOptions& o, const StudyHooks& hooks) {
 
   // --- the data, once ---
   fs::create_directories(fs::path(o.out) / "runs");
-  prepare_data(plan, o.workers);
+  StudyProgress p;
+  p.runs = (int64_t)runs.size();
+  p.stage = "prep";  // the cohort's preprocessing, once (batch/batches: patients done/total)
+  prepare_data(plan, o.workers, [&](int64_t d, int64_t n) {
+    p.batch = d, p.batches = n;
+    if (hooks.on_progress) hooks.on_progress(p);
+  });
   nlohmann::json record = settings;
   record["nets"] = o.nets, record["lrs"] = o.lrs, record["optimizers"] = o.optimizers, record["epochs"] = o.epochs;
   record["updated"] = utc_now();
@@ -279,8 +285,6 @@ StudyOutcome run_study(const StudyOptions& o, const StudyHooks& hooks) {
     return t;
   };
 
-  StudyProgress p;
-  p.runs = (int64_t)runs.size();
   auto report = [&]() {
     if (hooks.on_progress) hooks.on_progress(p);
   };

@@ -73,7 +73,7 @@ struct StudyProgress {
   int64_t batch = 0, batches = 0;
   double val_auc = NAN;                  // of the epoch just finished
   double eta_seconds = NAN;              // the whole study's remaining training time (NaN: no estimate yet)
-  std::string stage;                     // "train", "score", "done"
+  std::string stage;                     // "prep" (batch/batches: patients), "train", "score", "done"
 };
 
 struct StudyHooks {
