@@ -49,12 +49,14 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-Methods parse_methods(const std::string& s, bool resnet) {
+Methods parse_methods(const std::string& s, bool resnet, bool has_conv) {
   Methods m;
   for (const std::string& k : split_list(s)) {
-    if (k == "all") {
-      m.filters = m.features = m.saliency = m.occlusion = m.ig = m.preprocess = true;
-      m.headmap = m.headmap || resnet;  // all: the methods that apply to this net
+    if (k == "all") {  // all: the methods that apply to this net
+      m.saliency = m.occlusion = m.ig = m.preprocess = true;
+      m.filters = m.filters || has_conv;
+      m.features = m.features || has_conv;
+      m.headmap = m.headmap || resnet;
     } else if (k == "filters") m.filters = true;
     else if (k == "features") m.features = true;
     else if (k == "headmap") m.headmap = true;
@@ -202,7 +204,11 @@ void run_explain(const Args& a) {
     c.net = run.net;
     c.net_name = run.options.net;
   }
-  const Methods m = parse_methods(a.method, c.resnet());
+  const bool has_conv = !insight::conv_layer_names(*c.net).empty();
+  const Methods m = parse_methods(a.method, c.resnet(), has_conv);
+  if (m.filters && !has_conv) throw Error("--method filters: " + c.net_name + " has no convolution layer");
+  if (m.features && !has_conv && a.layers.empty())
+    throw Error("--method features: " + c.net_name + " has no convolution layer; name modules with --layers");
   if (m.headmap && !c.resnet())
     throw Error("--method headmap: " + c.net_name + " has no head map (only resnet18 ends in a 1x1 conv map and a global max pool)");
   const auto asked = split_list(a.method);

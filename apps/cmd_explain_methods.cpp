@@ -125,7 +125,9 @@ void run_input_methods(const Args& a, const Methods& m, Context& c, const Input&
   f.picture("slice.png", slice, "The input slice as the net sees it: " + in.title);
   figure.push_back(slice);
 
-  if (m.preprocess && !in.volume.empty()) {
+  if (m.preprocess && !in.volume.empty() && !std::filesystem::exists(in.volume)) {
+    std::printf("explain: preprocess: %s (the slice's volume) not found; no preprocessing view\n", in.volume.c_str());
+  } else if (m.preprocess && !in.volume.empty()) {
     f.add_method("preprocess");
     // Slika 9: the slice's volume through each preprocessing step (insight/preprocess_view.h).
     const insight::PreprocessFigure pf = insight::write_preprocess_figure(in.volume, in.volume_z, in.preprocess_size, f.dir);
