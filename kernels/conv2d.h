@@ -58,4 +58,13 @@ void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* 
 void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
                           const Conv2dDims& d, const Conv2dCudaTuning& tune = {});
 
+// CUDA, --precision tf32 (kernels/cuda/impl.h): implicit GEMMs on the tensor
+// cores (kernels/cuda/conv2d_tc.cu), no im2col scratch. The forward writes
+// y = conv(x, W) (accumulate: y += conv, onto a bias already in y); the
+// backward adds into gx and gw (either may be nullptr). conv2d_forward_cuda and
+// conv2d_backward_cuda call these under tf32 and add the bias parts themselves.
+void conv2d_forward_tf32_cuda(const float* x, const float* w, float* y, const Conv2dDims& d, bool accumulate);
+void conv2d_backward_tf32_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw,
+                               const Conv2dDims& d);
+
 }  // namespace ctg::kernels

@@ -13,8 +13,9 @@
 // scratch (K·P floats per image) and one extra pass over it; images therefore go
 // through in groups bounded by tune.max_scratch, and the scratch comes from the
 // caching device allocator, so steady-state training never calls cudaMalloc.
-// An implicit GEMM would fold the unfold into the tile staging of gemm.cu; it is
-// the next step if the extra traffic ever shows up in the profile.
+// Under --precision tf32 (kernels/cuda/impl.h) the three products go instead to
+// the implicit GEMMs of conv2d_tc.cu (tensor cores, the unfold folded into the
+// tile staging, no scratch); the bias parts stay here.
 //
 // The cases DESIGN.md flags:
 //  - The C = 1 stem (7×7, K = 49): im2col turns it into an ordinary GEMM with
@@ -145,6 +146,7 @@ void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* 
     CTG_LAUNCH(conv2d_fill_bias_kernel, grid_for(d.N * O * P), dim3(kConvThreads), 0, cuda_detail::stream(), b,
                y, d.N, O, P);
   const float beta = b ? 1.f : 0.f;
+  if (precision() == Precision::tf32) return conv2d_forward_tf32_cuda(x, w, y, d, b != nullptr);  // conv2d_tc.cu
   if (is_pointwise(d)) {  // cols_n = x_n: y_n [O,P] (+)= W [O,C] · x_n [C,P], all images in one launch
     gemm_cuda(false, false, O, P, K, 1.f, w, K, x, P, beta, y, P, GemmBatch{d.N, 0, K * P, O * P});
     return;
@@ -167,6 +169,7 @@ void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float
     CTG_LAUNCH(conv2d_backward_bias_kernel, dim3((unsigned)O), dim3(kConvThreads), 0, cuda_detail::stream(), gy,
                gb, d.N, O, P);
   if (!gx && !gw) return;
+  if (precision() == Precision::tf32) return conv2d_backward_tf32_cuda(x, w, gy, gx, gw, d);  // conv2d_tc.cu
   // gW [O,K] += Σ_n gy_n [O,P] · cols_nᵀ [P,K]   (sum mode: deterministic over n)
   auto weight_grad = [&](const float* gy0, const float* cols0, int64_t g) {
     gemm_cuda(false, true, O, K, P, 1.f, gy0, P, cols0, P, 1.f, gw, K, GemmBatch{g, O * P, K * P, 0, true});

@@ -198,6 +198,12 @@ void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     gemm_cublas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, batch);
     return;
   }
+  if (opt.kernel == GemmKernel::tf32 ||
+      (opt.kernel == GemmKernel::tiled && opt.k_splits <= 0 && opt.items_per_slot <= 0 &&
+       precision() == Precision::tf32)) {  // --precision tf32: the tensor-core kernel (gemm_tc.cu)
+    gemm_tf32_cuda(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, batch);
+    return;
+  }
   const int64_t count = batch.count, outs = batch.sum ? 1 : count;
   GemmArgs g{M, N, std::max<int64_t>(K, 0), alpha, beta, A, lda, batch.stride_a, B, ldb, batch.stride_b,
              C, ldc, batch.stride_c, count, 1, 1, 0};

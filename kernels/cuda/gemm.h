@@ -12,7 +12,9 @@ namespace ctg::kernels {
 
 // v1: one thread per element of C, a direct port of the triple loop.
 // v2: 64×64 tiles of C staged through shared memory, 8×8 outputs per thread.
-enum class GemmKernel { naive, tiled };
+// tf32: the tensor-core kernel (kernels/cuda/gemm_tc.cu); `tiled` becomes it
+//       under --precision tf32 (kernels/cuda/impl.h).
+enum class GemmKernel { naive, tiled, tf32 };
 
 // A strided batch of products: operand X of item z is X + z·stride_x (stride 0
 // shares one operand between all items, e.g. conv2d's weight).
@@ -45,5 +47,11 @@ struct GemmOptions {
 void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                const GemmBatch& batch = {}, const GemmOptions& opt = {});
+
+// The tensor-core GEMM (TF32 operands rounded as cvt.rna, FP32 accumulate;
+// kernels/cuda/gemm_tc.h): what gemm_cuda runs for GemmKernel::tf32, or for
+// the default kernel under --precision tf32.
+void gemm_tf32_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmBatch& batch = {});
 
 }  // namespace ctg::kernels

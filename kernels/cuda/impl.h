@@ -20,8 +20,19 @@
 // sm_80 and later, Hopper included, so we set CUDNN_FMA_MATH.) set_allow_tf32
 // or CTGRAD_ALLOW_TF32=1 lets both use TF32 tensor cores, like PyTorch's
 // allow_tf32 — faster, with a 10-bit mantissa in the products.
+//
+// Precision of OUR kernels (--precision fp32|tf32, CTGRAD_PRECISION):
+//   fp32 — the hand-written FP32 SIMT GEMM and im2col convolution (default;
+//          what the tests hold against the CPU with FP32 tolerances);
+//   tf32 — the tensor-core GEMM (kernels/cuda/gemm_tc.cu) for every gemm_cuda
+//          call and the implicit-GEMM convolutions (kernels/cuda/conv2d_tc.cu):
+//          operands rounded to TF32 (10-bit mantissa, cvt.rna), FP32 accumulate,
+//          as PyTorch's cuDNN default (allow_tf32) computes.
+// Independent of set_allow_tf32, which concerns cuBLAS/cuDNN only.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "engine/tensor.h"
@@ -73,6 +84,38 @@ inline ConvImpl parse_conv_impl(const std::string& v, const std::string& flag = 
   if (v == "cudnn") return ConvImpl::cudnn;
   throw Error(flag + ": expected native or cudnn, got '" + v + "'");
 }
+
+enum class Precision { fp32, tf32 };
+inline const char* precision_name(Precision p) { return p == Precision::tf32 ? "tf32" : "fp32"; }
+inline Precision parse_precision(const std::string& v, const std::string& flag = "--precision") {
+  if (v == "fp32") return Precision::fp32;
+  if (v == "tf32") return Precision::tf32;
+  throw Error(flag + ": expected fp32 or tf32, got '" + v + "'");
+}
+namespace detail {
+// One process-wide setting (an inline function's static is one object in every
+// translation unit); CTGRAD_PRECISION gives the starting value, read once.
+inline std::atomic<int>& precision_flag() {
+  static std::atomic<int> p{[] {
+    const char* v = std::getenv("CTGRAD_PRECISION");
+    return (int)(v && *v ? parse_precision(v, "CTGRAD_PRECISION") : Precision::fp32);
+  }()};
+  return p;
+}
+}  // namespace detail
+inline void set_precision(Precision p) { detail::precision_flag() = (int)p; }
+inline Precision precision() { return (Precision)detail::precision_flag().load(); }
+
+class ScopedPrecision {
+ public:
+  explicit ScopedPrecision(Precision p) : prev_(precision()) { set_precision(p); }
+  ~ScopedPrecision() { set_precision(prev_); }
+  ScopedPrecision(const ScopedPrecision&) = delete;
+  ScopedPrecision& operator=(const ScopedPrecision&) = delete;
+
+ private:
+  Precision prev_;
+};
 
 // Selects an implementation for a scope and restores the previous one on exit
 // (restoring cannot fail: the previous value was accepted when it was set).
