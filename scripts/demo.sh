@@ -5,7 +5,8 @@
 #   2. its slice cache (preprocessing, once; `ctgrad train --data DIR` makes it)
 #   3. Dense(20), CNN2, ResNet18 — and ResNet18* from ImageNet weights when
 #      WEIGHTS=resnet18.pth (torchvision's file) or an imported .safetensors is given
-#   4. per-patient evaluation on the test split (10 slices and central only)
+#   4. per-patient evaluation on the test split (10 slices and central only),
+#      and `ctgrad explain` on each run's TP/FP/FN cases and mild/severe examples
 #   5. runs/demo/report.html, and the own-scan check on one held-out volume
 #
 # Sizes (environment variables): the default is sized for two CPU cores —
@@ -83,6 +84,21 @@ step "4. evaluation per patient on the test split (mean of 10 slices; central sl
 for run in "${runs[@]}"; do
   "$CTGRAD" eval --run "$run" --split test --device "$DEVICE" | grep -E "^(auc|f1|mcc):" | paste -sd' ' | sed "s|^|$run: |"
   "$CTGRAD" eval --run "$run" --split test --slices central --device "$DEVICE" > /dev/null
+done
+
+# Section 5 of the study: what the nets learned. Per run, in RUN/explain/:
+# the test TP/FP/FN (at the validation-chosen threshold) and a mild and a
+# severe example, each with saliency, occlusion, integrated gradients,
+# feature maps, the head map (ResNet18) and the preprocessing view; the
+# first conv layer's filters. At 64² occlusion's 16/8 windows (49 per slice)
+# and 50 Gauss-Legendre steps cost a few seconds per run on two cores.
+step "4b. explain: TP/FP/FN cases and mild/severe examples (filters, feature maps, head maps, attributions)"
+for run in "${runs[@]}"; do
+  if ! "$CTGRAD" explain --run "$run" --cases tp,fp,fn --examples mild,severe --method all --device "$DEVICE" \
+      > "$run/explain.log" 2>&1; then
+    cat "$run/explain.log"; exit 1
+  fi
+  echo "$run: $(grep -c '^explain: .* -> ' "$run/explain.log") inputs explained, $(grep -c 'skipped$' "$run/explain.log") cases absent -> $run/explain"
 done
 
 step "5. report"
