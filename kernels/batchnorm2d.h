@@ -52,4 +52,22 @@ void batchnorm2d_backward_cuda(const float* x, const float* gamma, const float* 
                                const float* gy, float* gx, float* ggamma, float* gbeta, int64_t N, int64_t C,
                                int64_t HW, bool training);
 
+
+// CUDA, each channel's reduction split over many blocks (kernels/cuda/batchnorm2d_split.cu):
+// deterministic (partials per chunk in double, added in a fixed order), for the
+// large tensors where one block per channel leaves most SMs idle.
+//   forward (training mode only): as batchnorm2d_forward_cuda; relu = true fuses
+//     the ReLU that follows: y = max(γ·x̂ + β, 0).
+//   backward: as batchnorm2d_backward_cuda; relu_y = the fused forward's output
+//     (nullptr: no ReLU) makes it ReLU-backward + BN-backward in one: gy is
+//     masked by relu_y > 0 where it is read.
+//   splits: blocks per channel, 0 = chosen from the shape (batchnorm2d_splits).
+void batchnorm2d_forward_split_cuda(const float* x, const float* gamma, const float* beta, float* running_mean,
+                                    float* running_var, float* y, float* mean, float* invstd, int64_t N, int64_t C,
+                                    int64_t HW, double momentum, double eps, bool relu, int64_t splits = 0);
+void batchnorm2d_backward_split_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
+                                     const float* gy, const float* relu_y, float* gx, float* ggamma, float* gbeta,
+                                     int64_t N, int64_t C, int64_t HW, bool training, int64_t splits = 0);
+int64_t batchnorm2d_splits(int64_t N, int64_t C, int64_t HW);
+
 }  // namespace ctg::kernels

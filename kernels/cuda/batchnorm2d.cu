@@ -30,6 +30,8 @@
 //   the fusion avoids.
 // - batchnorm2d_backward_eval_kernel: gx += γ·invstd·gy, grid-stride, when eval
 //   mode needs neither gγ nor gβ (no reduction at all).
+// In training mode, channels of ≥ kBnSplitFrom values go to the split kernels
+// of batchnorm2d_split.cu instead (many blocks per channel, deterministic).
 #include <math.h>
 
 #include "kernels/batchnorm2d.h"
@@ -39,6 +41,10 @@ namespace ctg::kernels {
 
 // Threads per reduction block; a power of two, since the tree halves it.
 constexpr int kBnThreads = 256;
+// Channels of at least this many values (N·H·W) go to the split kernels, where
+// one block per channel would walk ≥ 256 values per thread with most SMs idle
+// (ResNet18's first stage at 512², batch 15: C = 64, N·H·W ≈ 1M).
+constexpr int64_t kBnSplitFrom = 65536;
 
 // Adds a and b over the block: every thread passes its own values and gets
 // the block's totals back. The tree's order depends only on threadIdx.
@@ -162,6 +168,9 @@ void batchnorm2d_forward_cuda(const float* x, const float* gamma, const float* b
                               int64_t HW, bool training, double momentum, double eps) {
   const int64_t total = N * C * HW;
   if (total == 0) return;
+  if (training && N * HW >= kBnSplitFrom)  // large channels: many blocks each (batchnorm2d_split.cu)
+    return batchnorm2d_forward_split_cuda(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW,
+                                          momentum, eps, false);
   if (training)
     CTG_LAUNCH(batchnorm2d_stats_kernel, dim3((unsigned int)C), dim3(kBnThreads), 0, cuda_detail::stream(), x,
                running_mean, running_var, mean, invstd, N, C, HW, momentum, eps);
@@ -177,6 +186,8 @@ void batchnorm2d_backward_cuda(const float* x, const float* gamma, const float* 
                                int64_t HW, bool training) {
   const int64_t total = N * C * HW;
   if (total == 0) return;
+  if (training && N * HW >= kBnSplitFrom)
+    return batchnorm2d_backward_split_cuda(x, gamma, mean, invstd, gy, nullptr, gx, ggamma, gbeta, N, C, HW, true);
   // Eval mode needs the per-channel sums only for gγ and gβ; training always.
   if (training || ggamma || gbeta)
     CTG_LAUNCH(batchnorm2d_backward_kernel, dim3((unsigned int)C), dim3(kBnThreads), 0, cuda_detail::stream(), x,
