@@ -73,7 +73,7 @@ void run_predict(const PredictArgs& a) {
   std::printf("%-28s %-10s %8s %10s %12s  %s\n", "run", "net", "score", "threshold", "score-thr", "verdict");
   for (const auto& p : preds)
     std::printf("%-28s %-10s %8.4f %10.4f %+12.4f  %s\n", p.run.c_str(), p.net.c_str(), p.score, p.threshold,
-                p.score - p.threshold, p.severe() ? "severe (CT-2..4 expected)" : "mild (CT-0..1 expected)");
+                p.score - p.threshold, p.verdict().c_str());
   if (!a.out.empty()) {
     // Slika 10 shows the slices at the first run's size (the nets' inputs differ only in size).
     const auto pngs = train::write_predict_outputs(a.out, a.scan, by_size.at(sizes.front()), preds);

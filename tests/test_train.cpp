@@ -254,6 +254,11 @@ TEST_CASE("predict scores a real chest CT with a trained run") {
   const auto p = train::predict_run(t / "run", scan, "cpu");
   CHECK((p.score > 0 && p.score < 1));
   CHECK(p.slice_scores.size() == scan.z.size());
+  // The verdict names the run's class mapping (the default here).
+  CHECK(p.verdict() == (p.severe() ? "severe (CT-2,CT-3,CT-4 expected)" : "mild (CT-0,CT-1 expected)"));
+  train::Prediction q = p;
+  q.negative = "CT-0", q.positive = "CT-1,CT-2,CT-3,CT-4", q.score = q.threshold - 0.1;
+  CHECK(q.verdict() == "mild (CT-0 expected)");
   CHECK(error_of([&] { train::scan_slices(ct, 48, {5}); }).find("--slices: slice 5 is outside") == 0);
   CHECK(error_of([&] { train::parse_slice_list("1,x"); }).find("--slices: 'x'") == 0);
   CHECK(train::parse_slice_list("0,1") == std::vector<int64_t>{0, 1});

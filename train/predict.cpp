@@ -74,6 +74,8 @@ Prediction predict_run(const std::string& run, const ScanSlices& scan, const std
   Prediction p;
   p.run = run;
   p.net = r.options.net;
+  p.negative = r.options.negative;
+  p.positive = r.options.positive;
   p.threshold = eval::summarize(eval::read_scores_csv(val)).threshold_f1;
   const int64_t n = (int64_t)scan.pixels.size(), s = scan.size;
   Tensor x = Tensor::empty({n, 1, s, s});
@@ -144,8 +146,8 @@ std::vector<std::string> write_predict_outputs(const std::string& out_dir, const
   // Slika 11: score − threshold per run.
   insight::BarChart chart;
   chart.title = "Score - threshold per net: " + name;
-  chart.negative_label = "mild (CT-0..1) expected";
-  chart.positive_label = "severe (CT-2..4) expected";
+  chart.negative_label = "mild (" + preds.front().negative + ") expected";
+  chart.positive_label = "severe (" + preds.front().positive + ") expected";
   chart.axis_caption = "patient score - the run's threshold (max F1 on validation)";
   for (const Prediction& p : preds) {
     chart.labels.push_back(run_label(p) + (p.severe() ? " (severe)" : " (mild)"));
@@ -176,7 +178,8 @@ std::vector<std::string> write_predict_outputs(const std::string& out_dir, const
                          "score for it."}},
         {{"file", "score_minus_threshold.png"},
          {"caption", "Slika 11: patient score minus the threshold each run chose on its validation patients (max F1); "
-                     "below 0 (blue) the net expects mild (CT-0..1), at or above 0 (red) severe (CT-2..4)."}}}},
+                     "below 0 (blue) the net expects mild (" + preds.front().negative + "), at or above 0 (red) severe (" +
+                         preds.front().positive + ")."}}}},
       {"arrays", nlohmann::json::array({{{"file", "slices.npy"}, {"shape", {n, s, s}}}})}};
   data::write_file_atomic(path("predict.csv"), csv);
   data::write_file_atomic(path("predict.json"), j.dump(2) + "\n");

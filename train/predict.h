@@ -25,7 +25,14 @@ struct Prediction {
   std::string run, net;
   double score = 0, threshold = 0;
   std::vector<double> slice_scores;
+  // The run's class mapping (config.json "negative"/"positive"): which grades
+  // a verdict expects, e.g. "CT-0,CT-1" for mild.
+  std::string negative = "CT-0,CT-1", positive = "CT-2,CT-3,CT-4";
   bool severe() const { return score >= threshold; }
+  // "severe (CT-2,CT-3,CT-4 expected)" or "mild (CT-0,CT-1 expected)".
+  std::string verdict() const {
+    return severe() ? "severe (" + positive + " expected)" : "mild (" + negative + " expected)";
+  }
 };
 // Scores the slices with RUN's best network; the threshold comes from
 // RUN/scores_val.csv (written by `ctgrad train` and `ctgrad eval --split val`).
