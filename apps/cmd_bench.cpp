@@ -19,7 +19,7 @@ namespace ctg::apps {
 namespace {
 struct StepArgs {
   std::string net = "cnn2", device = "cpu", optimizer = "adam";
-  std::string gemm_impl = "native", conv_impl = "native";
+  std::string gemm_impl = "native", conv_impl = "native", precision;
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
   bool trace = false, allow_tf32 = false;
@@ -30,6 +30,7 @@ void bench_step(const StepArgs& a) {
   kernels::set_gemm_impl(kernels::parse_gemm_impl(a.gemm_impl));
   kernels::set_conv_impl(kernels::parse_conv_impl(a.conv_impl));
   if (a.allow_tf32) kernels::set_allow_tf32(true);  // else the default (CTGRAD_ALLOW_TF32, off)
+  if (!a.precision.empty()) kernels::set_precision(kernels::parse_precision(a.precision));  // else CTGRAD_PRECISION
   set_num_threads(a.threads);
   auto model = nets::make_net(a.net, {a.size, 1, false});
   model->to(dev);
@@ -48,8 +49,11 @@ void bench_step(const StepArgs& a) {
   std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: %s\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
               (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
   if (dev == Device::cuda)
-    std::printf("impl: gemm %s, conv %s, tf32 %s\n", a.gemm_impl.c_str(), a.conv_impl.c_str(),
-                kernels::allow_tf32() ? "on (cuBLAS/cuDNN only; our kernels are FP32)" : "off");
+    std::printf("impl: gemm %s, conv %s, tf32 %s\nprecision: %s (our kernels: %s)\n", a.gemm_impl.c_str(),
+                a.conv_impl.c_str(), kernels::allow_tf32() ? "on (cuBLAS/cuDNN)" : "off",
+                kernels::precision_name(kernels::precision()),
+                kernels::precision() == kernels::Precision::tf32 ? "tensor-core TF32 GEMM and implicit-GEMM conv2d"
+                                                                 : "FP32 SIMT GEMM and im2col conv2d");
   std::vector<double> ms;
   for (int i = 0; i < a.warmup + a.steps; ++i) {
     autograd::set_trace(a.trace && i == 0);  // trace the first step only
@@ -86,6 +90,10 @@ static Registrar reg([](CLI::App& app) {
   step->add_option("--conv-impl", a->conv_impl, "native|cudnn: CUDA conv2d on ours or cuDNN (comparison only)");
   step->add_flag("--allow-tf32", a->allow_tf32,
                  "let cuBLAS/cuDNN use TF32 tensor cores (default: full FP32, or CTGRAD_ALLOW_TF32=1)");
+  step->add_option("--precision", a->precision,
+                   "fp32|tf32: our CUDA GEMMs and convolutions in FP32 (SIMT) or TF32 (tensor cores); "
+                   "default CTGRAD_PRECISION, else fp32")
+      ->check(CLI::IsMember({"fp32", "tf32"}));
   step->add_flag("--trace", a->trace,
                  "print (to stderr) each forward op of the first step and each kernel its backward launches");
   step->callback([a]() { bench_step(*a); });

@@ -13,6 +13,13 @@
 //
 // Times are the mean of --repeat back-to-back runs after --warmup runs,
 // bracketed by cuda::synchronize() and steady_clock.
+//
+// --precision tf32|fp32|both (default both): the compute-bound rows run once
+// per precision, stated in each row — tf32: our tensor-core kernels
+// (kernels/cuda/gemm_tc.cu, conv2d_tc.cu) against cuBLAS/cuDNN with TF32
+// allowed; fp32: our SIMT kernels against cuBLAS/cuDNN in full FP32. The
+// memory-bound rows add the issue-15 kernels: batchnorm2d split over blocks per
+// channel, BN+ReLU fused, ReLU-backward+BN-backward fused, add+ReLU fused.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -44,6 +51,7 @@ struct KernelArgs {
   std::string ops = "conv2d,linear,batchnorm2d,maxpool2d,relu,add", device = "cuda";
   std::string gemm_impl = "auto", conv_impl = "auto";
   bool allow_tf32 = false;
+  std::string precision = "both";
 };
 
 // Device memory for one row's operands, filled with a fixed pattern in [-1, 1).
@@ -84,10 +92,23 @@ struct Pass {
 struct Bench {
   const KernelArgs& a;
   Impl alt;  // what the alt column runs
+  kernels::Precision prec = kernels::Precision::fp32;  // ours, and TF32 allowed or not in the alternatives
+
+  // Native: our kernels at `prec`; alt: cuBLAS/cuDNN with TF32 allowed exactly when prec is tf32.
+  struct Scope {
+    kernels::ScopedGemmImpl g;
+    kernels::ScopedConvImpl c;
+    kernels::ScopedPrecision p;
+    bool saved_tf32;
+    Scope(Impl impl, kernels::Precision prec)
+        : g(impl.gemm), c(impl.conv), p(prec), saved_tf32(kernels::allow_tf32()) {
+      kernels::set_allow_tf32(prec == kernels::Precision::tf32);
+    }
+    ~Scope() { kernels::set_allow_tf32(saved_tf32); }
+  };
 
   double time_ms(const Pass& p, Impl impl) const {
-    kernels::ScopedGemmImpl g(impl.gemm);
-    kernels::ScopedConvImpl c(impl.conv);
+    Scope scope(impl, prec);
     for (int i = 0; i < a.warmup; ++i) p.run();
     cuda::synchronize();
     const auto t0 = std::chrono::steady_clock::now();
@@ -101,8 +122,7 @@ struct Bench {
     std::vector<float> r[2];
     for (int k = 0; k < 2; ++k) {
       const Impl impl = k == 0 ? Impl{} : alt;
-      kernels::ScopedGemmImpl g(impl.gemm);
-      kernels::ScopedConvImpl c(impl.conv);
+      Scope scope(impl, prec);
       cuda::memset_zero(p.out->p, (size_t)p.out->n * sizeof(float));
       p.run();
       r[k].resize((size_t)p.out->n);
@@ -120,8 +140,9 @@ struct Bench {
             bool has_alt) const {
     for (const Pass& p : passes) {
       const double nat = time_ms(p, Impl{});  // rates: work / (ms · 1e6) = GFLOP/s or GB/s
-      std::printf("%-12s %-40s %2d  %-16s %10.3f %9.1f %-7s", op, shape.c_str(), count, p.name, nat,
-                  p.work / (nat * 1e6), p.flops ? "GFLOP/s" : "GB/s");
+      std::printf("%-12s %-40s %2d  %-4s %-16s %10.3f %9.1f %-7s", op, shape.c_str(), count,
+                  p.flops ? kernels::precision_name(prec) : "-", p.name, nat, p.work / (nat * 1e6),
+                  p.flops ? "GFLOP/s" : "GB/s");
       const double alt_ms = has_alt ? time_ms(p, alt) : 0;
       if (has_alt)
         std::printf(" %10.3f %9.1f %7.2f %10.1e\n", alt_ms, p.work / (alt_ms * 1e6), nat / alt_ms, rel_diff(p));
@@ -186,6 +207,26 @@ struct Bench {
                                                 C, H * H, true);
            }}},
          false);
+    // Issue 15: the split reduction, and the fused BN+ReLU / ReLU+BN backward
+    // (y doubles as the ReLU mask: the fused forward's output).
+    auto fwd_split = [&](bool relu) {
+      kernels::batchnorm2d_forward_split_cuda(x.f(), g.f(), be.f(), rm.f(), rv.f(), y.f(), mean.f(), inv.f(), N, C,
+                                              H * H, 0.1, 1e-5, relu);
+    };
+    rows("bn-split", "train " + nchw(N, C, H), count,
+         {{"forward", 12.0 * n, false, [&] { fwd_split(false); }},
+          {"backward", 24.0 * n, false,
+           [&] {
+             kernels::batchnorm2d_backward_split_cuda(x.f(), g.f(), mean.f(), inv.f(), gy.f(), nullptr, gx.f(), gg.f(),
+                                                      gbe.f(), N, C, H * H, true);
+           }},
+          {"fwd+relu fused", 12.0 * n, false, [&] { fwd_split(true); }},
+          {"relu+bwd fused", 28.0 * n, false,  // reads y (mask) as well
+           [&] {
+             kernels::batchnorm2d_backward_split_cuda(x.f(), g.f(), mean.f(), inv.f(), gy.f(), y.f(), gx.f(), gg.f(),
+                                                      gbe.f(), N, C, H * H, true);
+           }}},
+         false);
   }
 
   void maxpool2d(int64_t C, int64_t H) const {
@@ -213,7 +254,10 @@ struct Bench {
     if (add && add_count > 0)
       rows("add", nchw(a.batch, C, H), add_count,
            {{"forward", 12.0 * n, false, [&] { kernels::add_forward_cuda(u.f(), v.f(), y.f(), n); }},
-            {"backward", 12.0 * n, false, [&] { kernels::add_backward_cuda(v.f(), gx.f(), n); }}},
+            {"backward", 12.0 * n, false, [&] { kernels::add_backward_cuda(v.f(), gx.f(), n); }},
+            {"add+relu fwd", 12.0 * n, false, [&] { kernels::add_relu_forward_cuda(u.f(), v.f(), y.f(), n); }},
+            {"add+relu bwd", 28.0 * n, false,  // reads y, gy, both gradients; writes both
+             [&] { kernels::add_relu_backward_cuda(y.f(), v.f(), gx.f(), u.f(), n); }}},
            false);
   }
 };
@@ -237,6 +281,9 @@ void bench_kernels(const KernelArgs& a) {
   alt.conv = a.conv_impl == "auto" ? (kernels::cudnn_available() ? ConvImpl::cudnn : ConvImpl::native)
                                    : kernels::parse_conv_impl(a.conv_impl);
   { kernels::ScopedGemmImpl g(alt.gemm); kernels::ScopedConvImpl c(alt.conv); }  // unavailable: a clear error now
+  std::vector<kernels::Precision> precs;
+  if (a.precision == "both") precs = {kernels::Precision::tf32, kernels::Precision::fp32};
+  else precs = {kernels::parse_precision(a.precision)};
 
   const std::vector<std::string> known{"conv2d", "linear", "batchnorm2d", "maxpool2d", "relu", "add"};
   std::istringstream list(a.ops);
@@ -256,13 +303,16 @@ void bench_kernels(const KernelArgs& a) {
                 "meaningless as GPU performance (a smoke run of the command)\n");
   std::printf("native: our kernels (kernels/cuda/*.cu); alt: gemm=%s, conv=%s (%s; %s)\n", kernels::impl_name(alt.gemm),
               kernels::impl_name(alt.conv), kernels::cublas_status().c_str(), kernels::cudnn_status().c_str());
-  std::printf("precision: %s; time: mean of %d runs after %d warm-up; n = uses in the net; ratio = native/alt; "
+  std::printf("precision (prec column): tf32 = our tensor-core kernels vs cuBLAS/cuDNN with TF32 allowed; "
+              "fp32 = our SIMT kernels vs full-FP32 cuBLAS/cuDNN\n");
+  std::printf("time: mean of %d runs after %d warm-up; n = uses in the net; ratio = native/alt; "
               "diff = max|alt-native|/max|native|\n\n",
-              kernels::allow_tf32() ? "TF32 tensor cores allowed in the alternatives" : "FP32 everywhere (TF32 off)",
               a.repeat, a.warmup);
-  std::printf("%-12s %-40s %2s  %-16s %10s %9s %-7s %10s %9s %7s %10s\n", "op", "shape", "n", "pass", "native ms",
-              "rate", "unit", "alt ms", "rate", "ratio", "diff");
+  std::printf("%-12s %-40s %2s  %-4s %-16s %10s %9s %-7s %10s %9s %7s %10s\n", "op", "shape", "n", "prec", "pass",
+              "native ms", "rate", "unit", "alt ms", "rate", "ratio", "diff");
   Bench b{a, alt};
+  for (kernels::Precision prec : precs) {
+  b.prec = prec;
   if (want("conv2d")) {
     b.conv2d("conv1", 1, S, 64, 7, 2, 3, false, 1);
     b.conv2d("layer1", 64, h[1], 64, 3, 1, 1, false, 4);
@@ -276,6 +326,8 @@ void bench_kernels(const KernelArgs& a) {
     b.conv2d("fc(head)", 512, h[4], 1, 1, 1, 0, true, 1);
   }
   if (want("linear")) b.linear(S * S, 20);
+  }
+  b.prec = kernels::Precision::fp32;  // the memory-bound kernels have no precision choice
   if (want("batchnorm2d")) {
     b.batchnorm2d(64, h1, 1);
     for (int i = 1; i <= 4; ++i) b.batchnorm2d(int64_t(32) << i, h[i], i == 1 ? 4 : 5);
@@ -300,7 +352,11 @@ static Registrar reg([](CLI::App& app) {
   k->add_option("--gemm-impl", a->gemm_impl, "alt column's GEMM: auto (cublas when available)|native|cublas");
   k->add_option("--conv-impl", a->conv_impl, "alt column's conv2d: auto (cudnn when available)|native|cudnn");
   k->add_flag("--allow-tf32", a->allow_tf32,
-              "let cuBLAS/cuDNN use TF32 tensor cores (default: full FP32, or CTGRAD_ALLOW_TF32=1)");
+              "(ignored: --precision decides TF32 for both columns)");
+  k->add_option("--precision", a->precision,
+                "tf32|fp32|both: compute rows with our tensor-core kernels vs TF32 cuBLAS/cuDNN, our FP32 kernels vs "
+                "FP32 ones, or both (default)")
+      ->check(CLI::IsMember({"tf32", "fp32", "both"}));
   k->callback([a, rep, warm]() {
     // On the emulation one run per pass is plenty unless asked otherwise.
     if (cuda::is_emulated() && rep->count() == 0) a->repeat = 1;

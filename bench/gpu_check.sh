@@ -13,9 +13,9 @@
 #   2 smoke      device name and memory; `ctgrad device --check` (kernels vs the CPU)
 #   3 tests      the CUDA-vs-CPU tests on the GPU, each case under its own timeout
 #   4 step       `ctgrad bench step` for Dense(20), CNN1, CNN2, ResNet18 at 512²,
-#                batch 9 and 15: native kernels, cuBLAS+cuDNN FP32, cuBLAS+cuDNN TF32
+#                batch 9 and 15: native kernels (FP32, and --precision tf32), cuBLAS+cuDNN FP32, TF32
 #   5 pytorch    bench/compare_pytorch.py on the same card, TF32 off and on
-#   6 kernels    `ctgrad bench kernels` (FP32 and TF32 alternatives)
+#   6 kernels    `ctgrad bench kernels --precision both` (ours vs cuBLAS/cuDNN, TF32 and FP32; fused BN/ReLU/add)
 #   7 sanitizer  compute-sanitizer memcheck, initcheck, racecheck on a short subset
 #   8 demo       SIZE=512 DEVICE=cuda demo, reduced, only with time left
 # Results go to $OUT (the device tool brings it back) or ./gpu_out: summary.txt,
@@ -154,10 +154,10 @@ stage_tests='eval "$common"
 
 stage_step='eval "$common"
   if [ "$dry" = 1 ]; then nets="dense20 cnn1"; batches="2"; size=32; steps="--steps 1 --warmup 0"; variants="native"
-  else nets="dense20 cnn1 cnn2 resnet18"; batches="9 15"; size=512; steps="--steps 10 --warmup 3"; variants="native fp32 tf32"; fi
+  else nets="dense20 cnn1 cnn2 resnet18"; batches="9 15"; size=512; steps="--steps 10 --warmup 3"; variants="native ours-tf32 fp32 tf32"; fi
   echo "net,batch,size,impl,ms_per_step,images_per_s" > "$out/step.csv"
   for net in $nets; do for b in $batches; do for v in $variants; do
-    case $v in native) f="";; fp32) f="--gemm-impl cublas --conv-impl cudnn";; tf32) f="--gemm-impl cublas --conv-impl cudnn --allow-tf32";; esac
+    case $v in native) f="";; ours-tf32) f="--precision tf32";; fp32) f="--gemm-impl cublas --conv-impl cudnn";; tf32) f="--gemm-impl cublas --conv-impl cudnn --allow-tf32";; esac
     r=$("$ctg" bench step --net $net --batch $b --size $size --device cuda $steps $f 2>>"$logs/step.stderr")
     ms=$(echo "$r" | grep "^ms_per_step:" | cut -d" " -f2); ips=$(echo "$r" | grep "^images_per_s:" | cut -d" " -f2)
     echo "$net,$b,$size,$v,${ms:-error},${ips:-error}" | tee -a "$out/step.csv"
@@ -179,9 +179,8 @@ stage_pytorch='eval "$common"
   echo "figures: $(head -1 /tmp/pt.log | cut -c3-60); $(awk -F, "NR>1 && \$3==\"off\" {printf \"%s@%s %s ms; \", \$1, \$2, \$4}" "$out/pytorch.csv")"'
 
 stage_kernels='eval "$common"
-  if [ "$dry" = 1 ]; then args="--batch 1 --size 32 --repeat 1 --warmup 0 --ops relu,add,maxpool2d"; else args="--batch 15 --size 512"; fi
-  "$ctg" bench kernels $args > "$out/kernels.txt" 2>&1 || { cat "$out/kernels.txt"; exit 1; }
-  if [ "$dry" = 0 ]; then echo "== with --allow-tf32" >> "$out/kernels.txt"; "$ctg" bench kernels $args --allow-tf32 >> "$out/kernels.txt" 2>&1 || exit 1; fi
+  if [ "$dry" = 1 ]; then args="--batch 1 --size 32 --repeat 1 --warmup 0 --ops relu,add,maxpool2d,batchnorm2d"; else args="--batch 15 --size 512"; fi
+  "$ctg" bench kernels $args --precision both > "$out/kernels.txt" 2>&1 || { cat "$out/kernels.txt"; exit 1; }  # tf32 and fp32 rows
   echo "figures: $(grep -c . "$out/kernels.txt") lines in kernels.txt"'
 
 stage_sanitizer='eval "$common"
