@@ -96,7 +96,7 @@ TEST_CASE("--per-class: too few patients in a class names the class, its grades 
   CHECK(error_of([&] { train::plan_data(t.str(), 32, 0, m, 300); }).find("--per-class 300: the mild class") == 0);
 }
 
-TEST_CASE("the class mapping: one grade in both classes is refused; the order does not matter") {
+TEST_CASE("the class mapping: one grade in both classes is refused, and the order does not matter") {
   CHECK(error_of([] { parse_class_mapping("CT-0,CT-2", "CT-2,CT-3"); }) ==
         "--negative/--positive: grade CT-2 is in both classes");
   CHECK(parse_class_mapping("CT-1,CT-0", "4,3,ct-2") == ClassMapping{});
