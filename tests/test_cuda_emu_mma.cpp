@@ -268,7 +268,7 @@ TEST_CASE("emulation: ldmatrix refuses a row address that is not 16-byte aligned
   }
 }
 
-TEST_CASE("emulation: cp.async lands only at the covering wait_group; a missing wait reads poison") {
+TEST_CASE("emulation: cp.async lands only at the covering wait_group, and a missing wait reads poison") {
   std::vector<float> g(192), out(256);
   auto fill = [&] {
     for (int i = 0; i < 192; ++i) g[i] = 0.5f + i;

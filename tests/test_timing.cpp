@@ -50,7 +50,7 @@ void check_phases_add_up(const std::vector<train::TimingRow>& rows) {
 }
 }  // namespace
 
-TEST_CASE("bench timing: phases add up to the step; a CSV row per timed step and combination") {
+TEST_CASE("bench timing: phases add up to the step, with a CSV row per timed step and combination") {
   const train::TimingOptions o = tiny_timing();
   std::vector<std::string> seen;
   const auto rows = train::run_timing(o, [&](size_t i, size_t n, const train::TimingCombo& c, const auto& rs) {
@@ -164,7 +164,7 @@ TEST_CASE("bench timing: bad flags get one clear line and exit 1") {
   bad("--net vgg", "--net: unknown net 'vgg'");
 }
 
-TEST_CASE("report --timing merges machines into one figure and table; a bad CSV is named") {
+TEST_CASE("report --timing merges machines into one figure and table, and a bad CSV is named") {
   train::TimingOptions o = tiny_timing();
   o.sources = {"cache"};
   o.workers = {0};
