@@ -9,6 +9,7 @@
 #include "apps/progress.h"
 #include "train/evaluate.h"
 #include "train/run.h"
+#include "train/distributed.h"
 #include "train/trainer.h"
 
 namespace ctg::apps {
@@ -24,14 +25,14 @@ train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd
   const std::string cfg = train::run_file(cli.out, "config.json");
   train::TrainOptions o = train::options_from_json(train::read_json_file(cfg), cfg);
   const char* allowed[] = {"--out", "--resume", "--epochs", "--device", "--workers", "--pin-memory", "--threads",
-                           "--source"};
+                           "--source", "--distributed"};
   for (const CLI::Option* opt : cmd->get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     bool ok = false;
     for (const char* a : allowed) ok = ok || opt->get_name() == a;
     if (!ok)
       throw Error(opt->get_name() + ": a resumed run keeps the settings in " + cfg +
-                  " (only --epochs, --device, --workers, --pin-memory, --threads and --source may be given)");
+                  " (only --epochs, --device, --workers, --pin-memory, --threads, --source and --distributed may be given)");
   }
   o.out = cli.out;
   o.resume = true;
@@ -41,19 +42,24 @@ train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd
   if (cmd->count("--pin-memory")) o.pin_memory = cli.pin_memory;
   if (cmd->count("--source")) o.source = cli.source;
   if (cmd->count("--threads")) o.threads = cli.threads;
+  o.distributed = cli.distributed;
   return o;
 }
 
-void run_train(train::TrainOptions o, CLI::App* cmd) {
+void run_train(train::TrainOptions o, CLI::App* cmd, dist::Communicator& comm) {
   if (o.resume) o = resume_options(o, cmd);
   train::TrainHooks hooks;
   std::unique_ptr<Progress> bar;
-  if (::isatty(2) == 1)  // a bar within each epoch on a terminal; the epoch lines are enough in a log
+  if (::isatty(2) == 1 && comm.is_root())  // a bar within each epoch on a terminal; the epoch lines are enough in a log
     hooks.on_batch = [&](int64_t epoch, int64_t done, int64_t total) {
       if (done == 1) bar = std::make_unique<Progress>("epoch " + std::to_string(epoch), "batches");
       (*bar)(done, total);
     };
-  const train::TrainResult r = train::run_training(o, hooks);
+  const train::TrainResult r = train::run_training(o, hooks, comm.shared_from_this());
+  if (!comm.is_root()) {  // rank 0 scores and prints; the others wait for it to finish
+    comm.barrier();
+    return;
+  }
   std::fprintf(stderr, "scoring the validation patients with the best epoch (%lld)\n", (long long)r.best_epoch);
   train::EvalOptions eo;
   eo.split = "val";
@@ -66,6 +72,7 @@ void run_train(train::TrainOptions o, CLI::App* cmd) {
               o.out.c_str(), o.net.c_str(), (long long)r.epochs_done, (long long)r.best_epoch, r.best_val_auc,
               r.train_seconds, ev.summary.threshold_f1, train::run_file(o.out, "best.safetensors").c_str(),
               ev.scores_path.c_str());
+  comm.barrier();
 }
 
 }  // namespace
@@ -116,13 +123,26 @@ static Registrar reg([](CLI::App& app) {
                   "report's 272/90/90 split")
       ->capture_default_str();
   cmd->add_option("--eval-batch", o->eval_batch, "batch size for validation scoring (0: 2 × --batch)");
+  cmd->add_flag("--distributed", o->distributed,
+                "run as one rank of an MPI job even with one rank (implied under mpirun/srun with several ranks: "
+                "`mpirun -np N ctgrad train ...`; each rank takes its shard of every batch, gradients are summed)");
+  cmd->add_flag("--sync-bn", o->sync_bn,
+                "in a multi-rank run, BatchNorm statistics of the whole batch across ranks (default: per rank, as DDP)");
   cmd->callback([o, cmd]() {
     for (const char* flag : {"--seed", "--split-seed"})
       if (cmd->count(flag) && cmd->get_option(flag)->as<std::string>().rfind('-', 0) == 0)
         throw Error(std::string(flag) + ": must be ≥ 0");
     if (!o->resume && o->net.empty()) throw Error("train: --net is required");
     if (!o->resume && o->data.empty()) throw Error("train: --data is required");
-    run_train(*o, cmd);
+    // Every rank of an MPI job runs this; an error on any rank stops all of
+    // them (MPI_Abort) with the rank named, instead of leaving them waiting.
+    std::shared_ptr<dist::Communicator> comm = dist::init(o->distributed);
+    if (comm->size() == 1) return run_train(*o, cmd, *comm);
+    try {
+      run_train(*o, cmd, *comm);
+    } catch (const std::exception& e) {
+      comm->abort(e.what());
+    }
   });
 });
 

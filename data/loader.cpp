@@ -107,6 +107,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, const LoaderOptio
   if (opt_.batch_size <= 0) throw Error("DataLoader: batch size must be positive, got " + std::to_string(opt_.batch_size));
   if (opt_.num_workers < 0) throw Error("DataLoader: num_workers must be ≥ 0, got " + std::to_string(opt_.num_workers));
   if (opt_.prefetch_factor < 1) throw Error("DataLoader: prefetch_factor must be ≥ 1");
+  if (opt_.shard_count < 1 || opt_.shard_rank < 0 || opt_.shard_rank >= opt_.shard_count)
+    throw Error("DataLoader: shard " + std::to_string(opt_.shard_rank) + " of " + std::to_string(opt_.shard_count));
   if (ds_->size() == 0) throw Error("DataLoader: the dataset is empty (" + ds_->describe() + ")");
   if (opt_.device == Device::cuda) cuda::require_device("DataLoader --device cuda");
   if (opt_.pin_memory && cuda::available()) {
@@ -212,9 +214,15 @@ void DataLoader::start_epoch(int64_t epoch) {
 // cancelled epoch ends after the item in progress rather than the batch.
 Batch DataLoader::build(int64_t k, const std::vector<int64_t>& order, int64_t epoch) {
   const int64_t side = ds_->side(), px = side * side;
-  const int64_t b0 = k * opt_.batch_size, nb = std::min(opt_.batch_size, (int64_t)order.size() - b0);
+  const int64_t g0 = k * opt_.batch_size, gn = std::min(opt_.batch_size, (int64_t)order.size() - g0);
+  // This rank's contiguous part of the global batch (the first gn mod count
+  // shards one item longer), as dist::shard_range.
+  const int64_t q = gn / opt_.shard_count, rem = gn % opt_.shard_count;
+  const int64_t b0 = g0 + opt_.shard_rank * q + std::min<int64_t>(opt_.shard_rank, rem);
+  const int64_t nb = q + (opt_.shard_rank < rem ? 1 : 0);
   Batch b;
   b.index = k;
+  b.global_size = gn;
   float* img = nullptr;
   float* lab = nullptr;
   std::shared_ptr<PinnedRing::Lease> lease = ring_ ? ring_->acquire() : nullptr;

@@ -56,10 +56,16 @@ struct LoaderOptions {
   bool pin_memory = false;
   Device device = Device::cpu;
   Augment augment;
+  // Data-parallel runs (train/distributed.h): batch k holds only this rank's
+  // contiguous part of global batch k (dist::shard_range's split of the
+  // items epoch_order puts in it), so the N ranks together see exactly the
+  // batches one process sees. A shard may be empty (a short last batch).
+  int shard_rank = 0, shard_count = 1;
 };
 
 struct Batch {
   int64_t index = -1;                // batch number in the epoch
+  int64_t global_size = 0;           // items of the whole batch, over every shard
   Tensor images;                     // [B, 1, S, S] float32
   Tensor labels;                     // [B, 1] float32 (0 mild, 1 severe)
   std::vector<int64_t> items;        // dataset indices

@@ -2,6 +2,8 @@
 // initialisation (Kaiming-uniform with a = √5: bound 1/√fan_in for weights
 // and biases of Linear and Conv2d; BatchNorm γ = 1, β = 0, running stats 0/1).
 #pragma once
+#include <functional>
+
 #include "engine/module.h"
 #include "engine/ops.h"
 
@@ -35,6 +37,10 @@ class BatchNorm2d : public Module {
   std::string type_name() const override { return "BatchNorm2d"; }
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double momentum = 0.1, eps = 1e-5;
+  // --sync-bn (train/distributed.h): when set, a training-mode forward goes
+  // through it instead, normalising with the statistics of the global batch
+  // summed across processes (PyTorch's SyncBatchNorm). Eval mode never does.
+  std::function<Tensor(BatchNorm2d& bn, const Tensor& x)> sync_forward;
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -2,7 +2,7 @@
 # Install the Debian packages ctgrad builds against, when any is missing.
 # Run as root (CI and the dev machines are); otherwise prints the command.
 set -euo pipefail
-pkgs=(cmake g++ make doctest-dev libstb-dev libopenblas-dev libopenblas0-openmp nlohmann-json3-dev libcli11-dev zlib1g-dev)
+pkgs=(cmake g++ make doctest-dev libstb-dev libopenblas-dev libopenblas0-openmp nlohmann-json3-dev libcli11-dev zlib1g-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -89,7 +89,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"eval_batch", o.eval_batch},
           {"negative", grade_names(o.mapping().negative)},
           {"positive", grade_names(o.mapping().positive)},
-          {"per_class", o.per_class}};
+          {"per_class", o.per_class},
+          {"sync_bn", o.sync_bn}};
 }
 
 TrainOptions options_from_json(const nlohmann::json& j, const std::string& file) {
@@ -136,6 +137,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& file)
     *value = joined;
   }
   if (j.contains("per_class")) get("per_class", o.per_class);
+  if (j.contains("sync_bn")) get("sync_bn", o.sync_bn);  // runs before issue 17: one process
   try {
     o.mapping();
   } catch (const Error& e) {

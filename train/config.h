@@ -44,6 +44,11 @@ struct TrainOptions {
   // grade names and "per_class".
   std::string negative = "CT-0,CT-1", positive = "CT-2,CT-3,CT-4";
   int64_t per_class = 0;
+  // Data-parallel runs (train/distributed.h): `distributed` asks for an MPI
+  // job even with one rank (N = 1 through MPI/NCCL); sync_bn reduces the
+  // BatchNorm statistics across ranks (per-rank statistics otherwise, DDP's default).
+  bool distributed = false;
+  bool sync_bn = false;
 
   data::ClassMapping mapping() const;  // parse_class_mapping(negative, positive)
   bool dropout_on() const { return dropout == "on" || (dropout == "auto" && net == "resnet18"); }

@@ -40,6 +40,43 @@ std::vector<SliceScore> score_slices(Module& net, std::shared_ptr<const data::Da
   return out;
 }
 
+namespace {
+// Items [lo, hi) of another dataset, loaded by it.
+class RangeDataset : public data::Dataset {
+ public:
+  RangeDataset(std::shared_ptr<const data::Dataset> base, int64_t lo, int64_t hi) : base_(std::move(base)), lo_(lo) {
+    items_.assign(base_->items().begin() + lo, base_->items().begin() + hi);
+    side_ = base_->side();
+  }
+  void load(int64_t i, float* out) const override { base_->load(lo_ + i, out); }
+  std::string describe() const override { return base_->describe() + " (a rank's part)"; }
+
+ private:
+  std::shared_ptr<const data::Dataset> base_;
+  int64_t lo_;
+};
+}  // namespace
+
+std::vector<SliceScore> score_slices_split(Module& net, std::shared_ptr<const data::Dataset> ds, int64_t batch,
+                                           Device device, int workers, dist::Communicator& comm) {
+  if (comm.size() == 1) return score_slices(net, ds, batch, device, workers);
+  int64_t lo = 0, hi = 0;
+  dist::shard_range(ds->size(), comm.rank(), comm.size(), lo, hi);
+  std::vector<double> logits((size_t)ds->size(), 0.0);  // zeros elsewhere: the sum gathers exactly
+  if (hi > lo)
+    for (const auto& s : score_slices(net, std::make_shared<RangeDataset>(ds, lo, hi), batch, device, workers))
+      logits[(size_t)lo++] = s.logit;
+  comm.allreduce_sum(logits.data(), (int64_t)logits.size());
+  std::vector<SliceScore> out;
+  out.reserve(logits.size());
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    const auto& item = ds->item(i);
+    const double x = logits[(size_t)i];
+    out.push_back({item.patient, item.label, item.z, x, 1.0 / (1.0 + std::exp(-x))});
+  }
+  return out;
+}
+
 double mean_bce(const std::vector<SliceScore>& s) {
   if (s.empty()) return 0;
   double sum = 0;

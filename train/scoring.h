@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "engine/module.h"
 #include "eval/metrics.h"
+#include "train/distributed.h"
 
 namespace ctg::train {
 
@@ -25,6 +26,12 @@ struct SliceScore {
 std::vector<SliceScore> score_slices(Module& net, std::shared_ptr<const data::Dataset> ds, int64_t batch,
                                      Device device, int workers,
                                      const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The same scores in a data-parallel run (train/distributed.h): rank r scores
+// the r-th contiguous part of `ds` (dist::shard_range) and the logits are
+// gathered, so every rank returns every slice's score, in item order.
+std::vector<SliceScore> score_slices_split(Module& net, std::shared_ptr<const data::Dataset> ds, int64_t batch,
+                                           Device device, int workers, dist::Communicator& comm);
 
 // Mean BCE-with-logits over the slices (the validation loss).
 double mean_bce(const std::vector<SliceScore>& s);

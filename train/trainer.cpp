@@ -101,9 +101,11 @@ void check_split(const nlohmann::json& recorded, const data::Cache& cache, const
 
 }  // namespace
 
-TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
+TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks, std::shared_ptr<dist::Communicator> comm) {
   TrainOptions o = opt;
   validate(o);
+  if (!comm) comm = dist::single();
+  const bool root = comm->is_root(), many = comm->size() > 1;
   const Device dev = parse_device(o.device);
   const std::string state_path = run_file(o.out, "last.state.safetensors");
   const std::string config_path = run_file(o.out, "config.json");
@@ -112,7 +114,7 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   if (!o.resume && exists(state_path))
     throw Error("--out: " + o.out + " already holds a run; --resume continues it, or choose another folder");
   auto log = [&](const char* f, auto... a) {
-    if (!hooks.quiet) std::fprintf(stderr, f, a...);
+    if (!hooks.quiet && root) std::fprintf(stderr, f, a...);
   };
 
   // Every check before any work: the data (a scan, or the cache's index),
@@ -120,6 +122,11 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   const DataPlan plan = plan_data(o.data, o.size, o.split_seed, o.mapping(), o.per_class);
   o.size = plan.size;
   auto net = nets::make_net(o.net, {o.size, o.seed, o.dropout_on()});
+  // A rank whose shard of a batch is empty runs one dummy image with loss
+  // weight 0, so that it joins every collective (the sync-bn statistics, the
+  // gradient sum) and adds nothing.
+  bool phantom = false;
+  if (o.sync_bn && many) dist::enable_sync_batchnorm(*net, comm, &phantom);
   if (!o.init.empty() && !o.resume) {
     try {
       load_module(o.init, *net);
@@ -128,6 +135,7 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
                   std::to_string(o.size) + "?)");
     }
   }
+  comm->use_device(dev);  // NCCL: this rank's GPU before anything goes to a device
   net->to(dev);
   std::unique_ptr<Optimizer> optim;
   if (o.optimizer == "adam") optim = std::make_unique<Adam>(net->named_parameters(), o.lr, o.weight_decay);
@@ -153,7 +161,7 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
 
   const DataSource src = prepare_data(plan, o.workers);
   if (o.resume) check_split(config.value("split", nlohmann::json()), *src.cache, config_path);
-  std::filesystem::create_directories(o.out);
+  if (root) std::filesystem::create_directories(o.out);
   {
     nlohmann::json c = to_json(o);
     for (const char* k : {"data", "init"})
@@ -168,9 +176,11 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
     c["build"] = build_info();
     c["created"] = o.resume && config.contains("created") ? config["created"] : nlohmann::json(utc_now());
     if (o.resume) c["resumed"] = utc_now();
+    c["ranks"] = comm->size();
+    c["communicator"] = comm->backend();
     config = c;
   }
-  write_json_file(config_path, config);
+  if (root) write_json_file(config_path, config);
 
   std::shared_ptr<const data::Dataset> train_ds = data::CacheDataset::of_split(src.cache, data::Split::train);
   if (o.source == "nifti") {  // the same slices, decoded from their volumes on every load
@@ -187,6 +197,8 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   lo.pin_memory = o.pin_memory;
   lo.device = dev;
   lo.augment.noise_std = o.noise;
+  lo.shard_rank = comm->rank();
+  lo.shard_count = comm->size();
   data::DataLoader loader(train_ds, lo);
   const int64_t eval_batch = o.eval_batch > 0 ? o.eval_batch : 2 * o.batch;
   const std::map<std::string, std::string> meta = {{"net", o.net}};
@@ -202,13 +214,13 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
   if (o.resume) {
     // The files written after the last commit may be missing or stale (a kill
     // between two writes): rewrite them from the committed state.
-    save_model(run_file(o.out, "last.safetensors"), *net, with_epoch(pos.epoch));
-    if (pos.best_epoch == pos.epoch) save_model(run_file(o.out, "best.safetensors"), *net, with_epoch(pos.epoch));
+    if (root) save_model(run_file(o.out, "last.safetensors"), *net, with_epoch(pos.epoch));
+    if (root && pos.best_epoch == pos.epoch) save_model(run_file(o.out, "best.safetensors"), *net, with_epoch(pos.epoch));
     log("resuming %s after epoch %lld of %lld (best val AUC %.4f at epoch %lld)\n", o.out.c_str(),
         (long long)pos.epoch, (long long)o.epochs, res.best_val_auc, (long long)res.best_epoch);
   }
   auto write_summary = [&](int64_t done) {
-    write_json_file(run_file(o.out, "summary.json"), {{"best_epoch", res.best_epoch},
+    if (root) write_json_file(run_file(o.out, "summary.json"), {{"best_epoch", res.best_epoch},
                                                       {"best_val_auc", res.best_val_auc},
                                                       {"epochs_done", done},
                                                       {"epochs", o.epochs},
@@ -218,11 +230,16 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
       o.net.c_str(), (long long)net->num_parameters(), device_name(dev), (long long)train_ds->size(),
       (long long)val_ds->size(), (long long)o.batch, (long long)o.epochs);
   log("%s\n", loader.describe().c_str());
+  if (many)
+    log("distributed: %d ranks (%s), each on its shard of every batch of %lld; BatchNorm statistics %s\n",
+        comm->size(), comm->backend().c_str(), (long long)o.batch, o.sync_bn ? "synchronised (--sync-bn)" : "per rank");
 
   for (int64_t e = pos.epoch; e < o.epochs; ++e) {
     const auto t0 = Clock::now();
     const double lr = optim->lr();
-    reseed_dropout(*net, data::mix_seed(o.seed, (uint64_t)e, 0xD0));
+    // Rank r ≠ 0 draws its own dropout masks (rank 0's are one process's).
+    const uint64_t dseed = data::mix_seed(o.seed, (uint64_t)e, 0xD0);
+    reseed_dropout(*net, comm->rank() == 0 ? dseed : data::mix_seed(dseed, (uint64_t)comm->rank(), 0xD1));
     net->train();
     loader.start_epoch(e);
     data::Batch b;
@@ -230,18 +247,41 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
     int64_t seen = 0;
     while (loader.next(b)) {
       optim->zero_grad();
-      Tensor loss = ops::bce_with_logits((*net)(b.images), b.labels);
-      autograd::backward(loss);
+      phantom = b.size() == 0;
+      const Tensor images = phantom ? Tensor::zeros({1, 1, o.size, o.size}, DType::f32, dev) : b.images;
+      const Tensor labels = phantom ? Tensor::zeros({1, 1}, DType::f32, dev) : b.labels;
+      Tensor loss = ops::bce_with_logits((*net)(images), labels);
+      if (many) {
+        // d(n_r/n · mean_r loss)/dθ summed over r = d(mean loss over the batch)/dθ.
+        const double w = phantom ? 0.0 : (double)b.size() / (double)b.global_size;
+        autograd::backward(loss, Tensor::full(loss.shape(), w).to(dev));
+        dist::allreduce_gradients(*comm, net->named_parameters());
+      } else {
+        autograd::backward(loss);
+      }
       optim->step();
-      const double l = loss.item();
+      const double l = phantom ? 0.0 : loss.item();
       if (!std::isfinite(l))
         throw Error("train: the loss became " + fmt9(l) + " in epoch " + std::to_string(e + 1) + " (lower --lr?)");
       loss_sum += l * (double)b.size();
       seen += b.size();
-      if (hooks.on_batch) hooks.on_batch(e + 1, b.index + 1, loader.num_batches());
+      if (hooks.on_batch && root) hooks.on_batch(e + 1, b.index + 1, loader.num_batches());
+    }
+    if (many) {
+      double sums[2] = {loss_sum, (double)seen};
+      comm->allreduce_sum(sums, 2);
+      loss_sum = sums[0], seen = (int64_t)sums[1];
+      // Per-rank BatchNorm statistics: rank 0's everywhere (DDP's
+      // broadcast_buffers), so validation and the checkpoint agree.
+      dist::broadcast_buffers(*comm, net->named_buffers());
+      double lo_fp = 0, hi_fp = 0;
+      comm->min_max(dist::weights_fingerprint(net->named_parameters()), lo_fp, hi_fp);
+      if (lo_fp != hi_fp)
+        throw Error("distributed: the ranks' weights differ after epoch " + std::to_string(e + 1) +
+                    " (a non-deterministic all-reduce?)");
     }
     const double train_s = since(t0);
-    const auto scores = score_slices(*net, val_ds, eval_batch, dev, o.workers);
+    const auto scores = score_slices_split(*net, val_ds, eval_batch, dev, o.workers, *comm);
     EpochRow r;
     r.epoch = e + 1;
     r.train_loss = loss_sum / (double)seen;
@@ -260,23 +300,24 @@ TrainResult run_training(const TrainOptions& opt, const TrainHooks& hooks) {
     // Order matters for a kill at any point: everything before the state is
     // redone by a resume from the previous epoch, everything after it is
     // rewritten from the state by the resume.
-    save_model(run_file(o.out, "last.safetensors"), *net, with_epoch(r.epoch));
-    write_metrics_csv(run_file(o.out, "metrics.csv"), res.rows);
+    if (root) save_model(run_file(o.out, "last.safetensors"), *net, with_epoch(r.epoch));
+    if (root) write_metrics_csv(run_file(o.out, "metrics.csv"), res.rows);
     std::vector<NamedTensor> st;
     add_prefixed(st, "model.", net->state_dict());
     add_prefixed(st, "optim.", optim->state_dict());
-    save_safetensors(state_path, st,
+    if (root) save_safetensors(state_path, st,
                      {{"net", o.net},
                       {"epoch", std::to_string(r.epoch)},
                       {"lr", exact(optim->lr())},
                       {"best_epoch", std::to_string(res.best_epoch)},
                       {"best_val_auc", exact(res.best_val_auc)},
                       {"elapsed_seconds", exact(elapsed)}});  // the commit point of the epoch
-    if (best) save_model(run_file(o.out, "best.safetensors"), *net, with_epoch(r.epoch));
+    if (best && root) save_model(run_file(o.out, "best.safetensors"), *net, with_epoch(r.epoch));
     write_summary(r.epoch);
     log("epoch %lld/%lld  loss %.4f  val_loss %.4f  val_auc %.4f  lr %.3g  %.1f img/s  %.1f s%s\n",
         (long long)r.epoch, (long long)o.epochs, r.train_loss, r.val_loss, r.val_auc, r.lr, r.images_per_s,
         r.epoch_seconds, best ? "  *best" : "");
+    if (many) comm->barrier();  // the epoch's files are written before any rank goes on (or is killed)
     if (hooks.on_epoch) hooks.on_epoch(r);
   }
   if (pos.epoch == o.epochs) write_summary(o.epochs);  // a finished run resumed: nothing to train

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "train/config.h"
+#include "train/distributed.h"
 #include "train/run.h"
 
 namespace ctg::train {
@@ -41,7 +42,14 @@ struct TrainResult {
 // the run there). Checks everything before the first epoch (validate(),
 // the data, the init weights against the net) and throws ctg::Error naming
 // the flag or file.
-TrainResult run_training(const TrainOptions& o, const TrainHooks& hooks = {});
+//
+// Data-parallel (train/distributed.h): with a communicator of N ranks every
+// rank calls this with the same options; each trains on its shard of every
+// global batch, the loss of rank r is weighted by n_r / n (its share of the
+// batch) and the gradients summed, which is the gradient of one process's
+// mean loss over the whole batch; rank 0 alone writes the run folder.
+TrainResult run_training(const TrainOptions& o, const TrainHooks& hooks = {},
+                         std::shared_ptr<dist::Communicator> comm = nullptr);
 
 
 }  // namespace ctg::train
