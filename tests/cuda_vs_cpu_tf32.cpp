@@ -43,13 +43,14 @@ struct GemmCase {
   bool ta, tb;
   float alpha, beta;
   GemmBatch batch;
+  int64_t pad = 0;  // extra columns in A's and B's stored rows (lda, ldb > minimum)
 };
 
 void check_gemm_tf32(const GemmCase& c, std::mt19937_64& rng) {
-  const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N, ldc = c.N;
+  const int64_t lda = (c.ta ? c.M : c.K) + c.pad, ldb = (c.tb ? c.K : c.N) + c.pad, ldc = c.N;
   const int64_t na = c.batch.stride_a ? c.batch.count : 1, nb = c.batch.stride_b ? c.batch.count : 1;
   const int64_t outs = c.batch.sum ? 1 : c.batch.count;
-  Tensor A = test::rand_f32({na * c.M * c.K}, rng), B = test::rand_f32({nb * c.K * c.N}, rng),
+  Tensor A = test::rand_f32({na * (c.ta ? c.K : c.M) * lda}, rng), B = test::rand_f32({nb * (c.tb ? c.N : c.K) * ldb}, rng),
          C0 = test::rand_f32({outs * c.M * c.N}, rng);
   // CPU reference (cblas), item by item; sum mode: later items add (beta 1).
   Tensor want = C0.clone();
@@ -79,7 +80,9 @@ void check_gemm_tf32(const GemmCase& c, std::mt19937_64& rng) {
 
 TEST_CASE("cuda vs cpu: tf32 tensor-core gemm, odd shapes, all transposes, beta 0 and 1") {
   std::mt19937_64 rng(41);
-  const int64_t shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {65, 3, 130}, {3, 70, 5}, {70, 67, 19}};
+  // K = 48: rows of A (not transposed) and B (transposed) are 16-byte aligned,
+  // so those operands are staged by 16-byte cp.async; the others by 4-byte ones.
+  const int64_t shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {65, 3, 130}, {3, 70, 5}, {70, 67, 19}, {33, 35, 48}};
   for (const auto& s : shapes)
     for (int t = 0; t < 4; ++t)
       for (float beta : {0.f, 1.f})
@@ -95,6 +98,10 @@ TEST_CASE("cuda vs cpu: tf32 gemm batches, sum mode and split-K") {
   // Few outputs and a long K: split into K-slices, partials summed in order.
   check_gemm_tf32({5, 7, 700, true, false, 1.f, 0.f, GemmBatch{}}, rng);
   check_gemm_tf32({5, 7, 300, false, true, 0.5f, 1.f, GemmBatch{2, 5 * 300, 7 * 300, 0, true}}, rng);
+  // Padded rows (lda = ldb = 44) with K = 41: 16-byte copies whose last quad
+  // holds one valid float and three zero-filled ones.
+  check_gemm_tf32({37, 29, 41, false, true, 1.f, 0.f, GemmBatch{}, 3}, rng);
+  check_gemm_tf32({19, 70, 41, false, true, 1.f, 1.f, GemmBatch{}, 3}, rng);
 }
 
 namespace {
@@ -122,6 +129,7 @@ TEST_CASE("cuda vs cpu: tf32 implicit-GEMM conv2d forward, grad-input, grad-weig
       {"k7 s2 p3 C=1 (ResNet stem)", 2, 1, 11, 13, 5, 7, 7, 2, 2, 3, 3},
       {"k1 s2 p0 (downsample)", 2, 3, 11, 13, 5, 1, 1, 2, 2, 0, 0},
       {"k(3,2) s(2,1) p(1,0)", 2, 3, 9, 7, 4, 3, 2, 2, 1, 1, 0},
+      {"k3 s1 p1, C=4 (K = 36, P = 48: 16-byte copies)", 2, 4, 8, 6, 5, 3, 3, 1, 1, 1, 1},
   };
   std::mt19937_64 rng(43);
   for (const Conf& c : confs)

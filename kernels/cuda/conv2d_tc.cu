@@ -76,7 +76,8 @@ struct GradWeightSource {
 
 void conv2d_forward_tf32_cuda(const float* x, const float* w, float* y, const Conv2dDims& d, bool accumulate) {
   const int64_t K = d.C * d.KH * d.KW, P = d.OH * d.OW;
-  tc_detail::run_gemm_tc(ForwardSource{x, w, d}, tc_detail::TcShape{d.O, P, K, d.N, false},
+  tc_detail::run_gemm_tc(ForwardSource{x, w, d},
+                         tc_detail::TcShape{d.O, P, K, d.N, false, tc_detail::aligned4(w, K, 0), false},
                          tc_detail::TcOut{y, P, d.O * P, 1.f, accumulate ? 1.f : 0.f});
 }
 
@@ -84,7 +85,8 @@ void conv2d_backward_tf32_cuda(const float* x, const float* w, const float* gy, 
                                const Conv2dDims& d) {
   const int64_t K = d.C * d.KH * d.KW, P = d.OH * d.OW;
   if (gw)
-    tc_detail::run_gemm_tc(GradWeightSource{x, gy, d}, tc_detail::TcShape{d.O, K, P, d.N, true},
+    tc_detail::run_gemm_tc(GradWeightSource{x, gy, d},
+                           tc_detail::TcShape{d.O, K, P, d.N, true, tc_detail::aligned4(gy, P, d.O * P), false},
                            tc_detail::TcOut{gw, K, 0, 1.f, 1.f});
   if (gx)
     tc_detail::run_gemm_tc(GradInputSource{gy, w, d}, tc_detail::TcShape{d.C, d.H * d.W, d.O * d.KH * d.KW, d.N, false},

@@ -29,7 +29,9 @@ template <bool TA, bool TB>
 void run(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
          float beta, float* C, int64_t ldc, const GemmBatch& batch) {
   tc_detail::run_gemm_tc(DenseSource<TA, TB>{A, lda, batch.stride_a, B, ldb, batch.stride_b},
-                         tc_detail::TcShape{M, N, K, batch.count, batch.sum},
+                         tc_detail::TcShape{M, N, K, batch.count, batch.sum,
+                                            !TA && tc_detail::aligned4(A, lda, batch.stride_a),
+                                            TB && tc_detail::aligned4(B, ldb, batch.stride_b)},
                          tc_detail::TcOut{C, ldc, batch.stride_c, alpha, beta});
 }
 }  // namespace

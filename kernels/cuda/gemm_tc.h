@@ -33,7 +33,16 @@ struct TcShape {
   int64_t M, N, K;
   int64_t count;  // batch items z
   bool sum;       // one output summed over z (deterministic, in a fixed order)
+  // 16-byte copies of 4 consecutive k (only for a k-contiguous operand): the
+  // caller promises that a(z, m, k) is 16-byte aligned whenever k % 4 == 0.
+  bool vec_a = false, vec_b = false;
 };
+
+// For vec_a / vec_b: a pointer, a leading dimension and a batch stride that keep
+// every 4th element 16-byte aligned.
+inline bool aligned4(const float* p, int64_t ld, int64_t stride) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0 && ld % 4 == 0 && stride % 4 == 0;
+}
 
 // ---- the kernel ------------------------------------------------------------
 // A block of 128 threads (4 warps, 2×2) owns a 64×64 tile of C; each warp a
@@ -87,17 +96,40 @@ CTG_GLOBAL void CTG_LAUNCH_BOUNDS(kTcThreads) gemm_tc_kernel(Source src, TcShape
 
   // Step s of the flattened (item, K step) loop into ring slot `stage`: each
   // thread issues 8 element copies per operand.
+  // src-size 0 reads nothing, but the address must still be aligned: C rounded
+  // down to 16 bytes stays inside its (256-byte-aligned) allocation.
+  const float* const dummy = reinterpret_cast<const float*>(reinterpret_cast<std::uintptr_t>(out.C) & ~std::uintptr_t(15));
   auto load = [&](int64_t s, int stage) {
     const int64_t z = z_begin + s / steps_per_item, kt = k_begin + (s % steps_per_item) * kTcK;
+    // 16-byte copies: 64 rows × 4 quads of k per operand, 2 per thread; a quad
+    // crossing the end of K copies its valid part and zero-fills the rest.
+    if (Source::a_k_contiguous && shape.vec_a)
+      for (int v = tid; v < kTcTile * kTcK / 4; v += kTcThreads) {
+        const int ar = v / (kTcK / 4), ak = (v % (kTcK / 4)) * 4;
+        const int64_t m = m0 + ar, ka = kt + ak;
+        const int64_t left = m < shape.M ? k_end - ka : 0;
+        const int valid = left <= 0 ? 0 : left >= 4 ? 4 : (int)left;
+        ctg::cuda::tc::cp_async<16>(&As[stage][ar][ak], valid ? src.a(z, m, ka) : dummy, 4 * valid);
+      }
+    if (Source::b_k_contiguous && shape.vec_b)
+      for (int v = tid; v < kTcTile * kTcK / 4; v += kTcThreads) {
+        const int br = v / (kTcK / 4), bk = (v % (kTcK / 4)) * 4;
+        const int64_t n = n0 + br, kb = kt + bk;
+        const int64_t left = n < shape.N ? k_end - kb : 0;
+        const int valid = left <= 0 ? 0 : left >= 4 ? 4 : (int)left;
+        ctg::cuda::tc::cp_async<16>(&Bs[stage][br][bk], valid ? src.b(z, kb, n) : dummy, 4 * valid);
+      }
+    const bool elem_a = !(Source::a_k_contiguous && shape.vec_a), elem_b = !(Source::b_k_contiguous && shape.vec_b);
+    if (elem_a || elem_b)
     for (int e = tid; e < kTcTile * kTcK; e += kTcThreads) {
       const int ar = Source::a_k_contiguous ? e / kTcK : e % kTcTile, ak = Source::a_k_contiguous ? e % kTcK : e / kTcTile;
       const int64_t m = m0 + ar, ka = kt + ak;
-      const float* pa = (m < shape.M && ka < k_end) ? src.a(z, m, ka) : nullptr;
-      ctg::cuda::tc::cp_async<4>(&As[stage][ar][ak], pa ? pa : out.C, pa ? 4 : 0);
+      const float* pa = (elem_a && m < shape.M && ka < k_end) ? src.a(z, m, ka) : nullptr;
+      if (elem_a) ctg::cuda::tc::cp_async<4>(&As[stage][ar][ak], pa ? pa : dummy, pa ? 4 : 0);
       const int br = Source::b_k_contiguous ? e / kTcK : e % kTcTile, bk = Source::b_k_contiguous ? e % kTcK : e / kTcTile;
       const int64_t n = n0 + br, kb = kt + bk;
-      const float* pb = (n < shape.N && kb < k_end) ? src.b(z, kb, n) : nullptr;
-      ctg::cuda::tc::cp_async<4>(&Bs[stage][br][bk], pb ? pb : out.C, pb ? 4 : 0);
+      const float* pb = (elem_b && n < shape.N && kb < k_end) ? src.b(z, kb, n) : nullptr;
+      if (elem_b) ctg::cuda::tc::cp_async<4>(&Bs[stage][br][bk], pb ? pb : dummy, pb ? 4 : 0);
     }
   };
 
