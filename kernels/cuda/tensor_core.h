@@ -27,7 +27,7 @@
 
 namespace ctg::cuda::tc {
 
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
 
 CTG_DEVICE std::uint32_t to_tf32(float x) {
   std::uint32_t r;
@@ -96,6 +96,25 @@ template <int N>
 CTG_DEVICE void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
+
+#elif defined(__CUDACC__)
+// Built for a GPU without TF32 tensor cores or cp.async (before sm_80, e.g.
+// -DCMAKE_CUDA_ARCHITECTURES=75): the FP32 kernels still work; a TF32 kernel
+// traps, so --precision tf32 there fails at its first launch instead of the
+// whole build failing in ptxas.
+CTG_DEVICE std::uint32_t to_tf32(float) { __trap(); return 0; }
+CTG_DEVICE void mma_tf32(float (&)[4], const std::uint32_t (&)[4], const std::uint32_t (&)[2], const float (&)[4]) {
+  __trap();
+}
+template <int N>
+CTG_DEVICE void ldmatrix(std::uint32_t (&)[N], const void*) { __trap(); }
+template <int N>
+CTG_DEVICE void ldmatrix_trans(std::uint32_t (&)[N], const void*) { __trap(); }
+template <int B>
+CTG_DEVICE void cp_async(void*, const void*, int = B) { __trap(); }
+CTG_DEVICE void cp_async_commit() { __trap(); }
+template <int N>
+CTG_DEVICE void cp_async_wait() { __trap(); }
 
 #else  // CPU emulation: the call site is recorded for error messages
 
