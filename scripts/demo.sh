@@ -7,6 +7,7 @@
 #      WEIGHTS=resnet18.pth (torchvision's file) or an imported .safetensors is given
 #   4. per-patient evaluation on the test split (10 slices and central only),
 #      and `ctgrad explain` on each run's TP/FP/FN cases and mild/severe examples
+#   4c. a short timing study (bench timing: workers 0 and 2, cache and NIfTI)
 #   5. runs/demo/report.html, and the own-scan check on one held-out volume
 #
 # Sizes (environment variables): the default is sized for two CPU cores —
@@ -101,8 +102,14 @@ for run in "${runs[@]}"; do
   echo "$run: $(grep -c '^explain: .* -> ' "$run/explain.log") inputs explained, $(grep -c 'skipped$' "$run/explain.log") cases absent -> $run/explain"
 done
 
+step "4c. a short timing study (Figure 2): ResNet18 steps split into phases, workers 0 and 2, cache and NIfTI sources"
+devices=cpu; [ "$DEVICE" = cuda ] && devices=cpu,cuda
+"$CTGRAD" bench timing --data "$COHORT" --net resnet18 --batch 9 --size "$SIZE" --devices "$devices" \
+  --workers 0,2 --source cache,nifti --pin-memory on,off --steps 3 --warmup 1 --out "$OUT/timing_${SIZE}" \
+  | grep -E "^(\[|bench timing: [0-9]+ rows)"
+
 step "5. report"
-"$CTGRAD" report "${runs[@]}" --out "$OUT"
+"$CTGRAD" report "${runs[@]}" --timing "$OUT/timing_${SIZE}/timing.csv" --out "$OUT"
 
 step "own-scan check on one held-out test volume (its true grade is in the file's folder)"
 scan=$(awk -F, 'NR > 1 && $4 == "test" { print $5; exit }' "$COHORT/ctgrad_cache_${SIZE}.bin.split.csv")

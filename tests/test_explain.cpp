@@ -40,32 +40,9 @@ Tensor param(const Module& m, const std::string& key) {
   return {};
 }
 
-// The ctgrad binary beside this test binary (both are built by `make test`).
-std::string ctgrad_binary() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  REQUIRE(n > 0);
-  std::string self(buf, (size_t)n);
-  const std::string exe = self.substr(0, self.rfind('/')) + "/ctgrad";
-  REQUIRE_MESSAGE(::access(exe.c_str(), X_OK) == 0, exe << " not found: build the ctgrad target too");
-  return exe;
-}
-
-struct Ran {
-  int rc = -1;
-  std::string out;  // stdout and stderr together
-};
-Ran ctgrad(const std::string& args) {
-  Ran r;
-  FILE* p = ::popen((ctgrad_binary() + " " + args + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t k;
-  while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
-  const int st = ::pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using test::Ran;
+// `ctgrad ARGS` (tests/test_util.h).
+Ran ctgrad(const std::string& args) { return test::run_ctgrad(args); }
 
 // A 32×32×3 float volume of values in [0,1] and a cnn2 / resnet18 checkpoint for it.
 struct HookFiles {
