@@ -65,7 +65,7 @@ std::string train_args(const std::string& net, const std::string& out, int batch
 
 }  // namespace
 
-TEST_CASE("DataLoader shards: the ranks' parts of each batch are one process's batch, in order") {
+TEST_CASE("DataLoader shards: the ranks' parts of each batch join into one process's batch in order") {
   auto ds = data::CacheDataset::of_split(data::Cache::open(test::tiny_cache()), data::Split::train);
   data::LoaderOptions lo;
   lo.batch_size = 7;  // 18 slices: 7, 7, 4; with 3 ranks 3+2+2, 3+2+2, 2+1+1
