@@ -21,12 +21,7 @@ using ctg::test::TempDir;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using ctg::test::slurp;
 
 std::array<uint8_t, 3> pixel(const Image& img, int x, int y) {
   const uint8_t* p = &img.rgb[((size_t)y * img.width + x) * 3];

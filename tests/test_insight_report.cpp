@@ -25,12 +25,7 @@ using ctg::test::TempDir;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using ctg::test::slurp;
 
 std::string unbase64(const std::string& s) {
   auto val = [](char c) -> int {

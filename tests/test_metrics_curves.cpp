@@ -27,12 +27,7 @@ const double kInf = std::numeric_limits<double>::infinity();
 //   0.8: tp 1 fp 0 | 0.4: tp 1 fp 1 | 0.35: tp 2 fp 1 | 0.1: tp 2 fp 2
 std::vector<Scored> four() { return {{0.1, 0}, {0.4, 0}, {0.35, 1}, {0.8, 1}}; }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using ctg::test::slurp;
 std::string write(const TempDir& t, const std::string& name, const std::string& text) {
   std::ofstream(t / name) << text;
   return t / name;

@@ -24,12 +24,7 @@ namespace {
 void write(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ctg::test::slurp;
 
 // patient,label,score,slices,slice_scores, as `ctgrad eval` writes it.
 std::string scores_csv(const std::vector<std::pair<double, int>>& rows) {

@@ -25,12 +25,7 @@ using ctg::test::TempDir;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ctg::test::slurp;
 
 train::StudyOptions tiny_study(const std::string& out) {
   train::StudyOptions o;

@@ -24,10 +24,7 @@ namespace {
 
 using ctg::test::TempDir;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
+using ctg::test::slurp;
 
 SynthOptions tiny(uint64_t seed, int workers) {
   SynthOptions o;

@@ -178,8 +178,7 @@ TEST_CASE("report --timing merges machines into one figure and table, and a bad 
                                        t / "rep");
   CAPTURE(r.out);
   REQUIRE(r.rc == 0);
-  std::ifstream f(t / "rep/report.html");
-  const std::string html((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::string html = test::slurp(t / "rep/report.html");
   CHECK(html.find("The timing study (Figure 2)") != std::string::npos);
   CHECK(html.find("Laptop i5-8250U") != std::string::npos);
   CHECK(html.find(train::machine_description(false).substr(0, 8)) != std::string::npos);  // the first machine
