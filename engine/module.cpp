@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "engine/trace.h"
+
 namespace ctg {
 
 namespace {
@@ -15,7 +17,23 @@ ModuleCallObserver set_module_call_observer(ModuleCallObserver obs) {
   return obs;
 }
 
+namespace {
+// Tells the trace recorder which module the ops inside forward() belong to.
+struct TraceModuleScope {
+  bool on;
+  explicit TraceModuleScope(const Module& m) : on(trace::active()) {
+    if (on) trace::module_enter(m);
+  }
+  ~TraceModuleScope() {
+    if (on) trace::module_leave();
+  }
+  TraceModuleScope(const TraceModuleScope&) = delete;
+  TraceModuleScope& operator=(const TraceModuleScope&) = delete;
+};
+}  // namespace
+
 Tensor Module::operator()(const Tensor& x) {
+  TraceModuleScope traced(*this);
   if (!g_observer) return forward(x);
   int depth = g_depth++;
   Tensor y;

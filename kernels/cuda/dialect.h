@@ -24,6 +24,8 @@
 #include <string>
 #include <utility>
 
+#include "kernels/cuda/runtime.h"  // notify_launch (the trace's launch observer)
+
 #if defined(__CUDACC__)
 
 #include <cuda_runtime.h>
@@ -48,6 +50,7 @@ template <typename... P, typename... A>
 void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t dyn_shared_bytes,
             cudaStream_t stream, A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "ctg::cuda::launch: argument count differs from the kernel's");
+  notify_launch(name, grid.x, grid.y, grid.z, block.x, block.y, block.z, dyn_shared_bytes);
   kernel<<<grid, block, dyn_shared_bytes, stream>>>(std::forward<A>(args)...);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) {

@@ -61,6 +61,25 @@ void destroy_event(Event e);
 Event create_timing_event();
 float event_elapsed_ms(Event start, Event end);
 
+// Launch observer (for `ctgrad trace`): when set, every ctg::cuda::launch
+// (kernels/cuda/dialect.h natively, kernels/cuda/emu/cuda_emu.h emulated) calls
+// it on the launching thread with the __global__ function's name and the
+// configuration, before the kernel is queued. A plain function pointer so that
+// kernels/ needs nothing from engine/ (engine/trace.cpp installs it).
+using LaunchObserver = void (*)(const char* kernel, const unsigned grid[3], const unsigned block[3],
+                                size_t dynamic_shared_bytes);
+inline LaunchObserver& launch_observer() {
+  static LaunchObserver observer = nullptr;
+  return observer;
+}
+inline void notify_launch(const char* kernel, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                          unsigned bz, size_t shmem) {
+  if (LaunchObserver obs = launch_observer()) {
+    const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+    obs(kernel, grid, block, shmem);
+  }
+}
+
 namespace backend {  // implemented by runtime_native.cu / runtime_emu.cpp
 void* raw_device_alloc(size_t bytes);  // nullptr when out of memory
 void raw_device_free(void* p);

@@ -40,6 +40,7 @@
 
 #include "kernels/cuda/emu/schedule.h"
 #include "kernels/cuda/emu/streams.h"
+#include "kernels/cuda/runtime.h"  // notify_launch (the trace's launch observer)
 
 // ---- CUDA's built-in types (global namespace, as in CUDA) ----------------------
 struct uint3 {
@@ -201,6 +202,7 @@ template <typename... P, typename... A>
 void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t dyn_shared_bytes,
             cudaStream_t stream, A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "ctg::cuda::launch: argument count differs from the kernel's");
+  notify_launch(name, grid.x, grid.y, grid.z, block.x, block.y, block.z, dyn_shared_bytes);
   struct Closure {
     void (*kernel)(P...);
     std::tuple<P...> args;
