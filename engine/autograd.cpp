@@ -1,25 +1,39 @@
 #include "engine/autograd.h"
 
-#include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "engine/ops/common.h"
+#include "engine/ops.h"
+#include "engine/trace.h"
 
 namespace ctg {
 
-Tensor Node::save(const Tensor& t) {
-  saved.push_back(t.detach());
-  // saved_bytes() tells activations from parameters and inputs by this.
-  saved_is_leaf.push_back(t.is_leaf());
-  return saved.back();
+const Tensor& Node::save(const std::string& name, const Tensor& t) {
+  saved.push_back({name, t.detach(), t.is_leaf()});
+  return saved.back().tensor;
+}
+
+const Tensor& Node::save_buffer(const std::string& name, const Tensor& t) {
+  saved.push_back({name, t.detach(), false});
+  return saved.back().tensor;
+}
+
+bool Node::has_saved(const std::string& name) const {
+  for (const SavedTensor& s : saved)
+    if (s.name == name) return true;
+  return false;
+}
+
+const Tensor& Node::saved_tensor(const std::string& name) const {
+  for (const SavedTensor& s : saved)
+    if (s.name == name) return s.tensor;
+  throw Error(op + ": backward asked for a saved tensor '" + name + "' that the forward did not save");
 }
 
 namespace autograd {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-bool g_trace = false;
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
@@ -38,7 +52,7 @@ std::shared_ptr<Node> record(const std::string& op, Tensor& out, std::vector<Ten
   node->inputs = std::move(inputs);
   out.impl().requires_grad = true;
   out.impl().grad_fn = node;
-  if (g_trace) trace("forward " + op + " -> " + shape_str(out.shape()));
+  if (trace::active()) trace::recorded(node, out);
   return node;
 }
 
@@ -91,7 +105,7 @@ void backward(const Tensor& root, const Tensor& grad_out) {
                 device_name(root.device()));
   Tensor seed = grad_out.defined() ? grad_out.clone() : Tensor::full(root.shape(), 1.0, root.dtype()).to(root.device());
   if (r->grad) {
-    ops::detail::accumulate(seed, Tensor(r->grad));
+    ops::accumulate_(Tensor(r->grad), seed);
   } else {
     r->grad = seed.impl_ptr();
   }
@@ -104,14 +118,15 @@ void backward(const Tensor& root, const Tensor& grad_out) {
                   "' was already freed by an earlier backward()");
     if (t->grad) {
       Tensor g(t->grad);
-      if (g_trace) trace("backward " + node->op);
+      const bool traced = trace::active();
+      if (traced) trace::backward_begin(*node, g);
       node->backward(*node, g);
+      if (traced) trace::backward_end(*node);
     }
     // Free what this node held: a non-leaf's gradient, saved tensors, inputs.
     t->grad.reset();
     node->backward = nullptr;
     node->saved.clear();
-    node->saved_is_leaf.clear();
     node->inputs.clear();
   }
 }
@@ -123,19 +138,13 @@ size_t saved_bytes(const Tensor& root, bool activations_only) {
   for (const std::shared_ptr<TensorImpl>& t : topo_order(root.impl_ptr())) {
     if (!t->grad_fn) continue;
     const Node& n = *t->grad_fn;
-    for (size_t i = 0; i < n.saved.size(); ++i) {
-      if (activations_only && n.saved_is_leaf[i]) continue;
-      const Storage* st = n.saved[i].impl().storage.get();
+    for (const SavedTensor& s : n.saved) {
+      if (activations_only && s.is_leaf) continue;
+      const Storage* st = s.tensor.impl().storage.get();
       if (counted.insert(st).second) total += st->bytes;
     }
   }
   return total;
-}
-
-void set_trace(bool on) { g_trace = on; }
-bool trace_enabled() { return g_trace; }
-void trace(const std::string& line) {
-  if (g_trace) std::fprintf(stderr, "[trace] %s\n", line.c_str());
 }
 
 }  // namespace autograd

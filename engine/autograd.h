@@ -16,16 +16,32 @@
 
 namespace ctg {
 
+// One tensor a node keeps for its backward, by name ("x", "weight", "argmax"),
+// always detached so the graph has no cycles.
+struct SavedTensor {
+  std::string name;
+  Tensor tensor;
+  // A parameter or an input the op was given (true), or an activation or a
+  // per-batch buffer (false): saved_bytes(activations_only) counts the latter.
+  bool is_leaf = false;
+};
+
 struct Node {
-  std::string op;                // e.g. "conv2d"
-  std::vector<Tensor> inputs;    // differentiable inputs, in the op's order
-  std::vector<Tensor> saved;     // detached tensors kept for backward
-  std::vector<bool> saved_is_leaf;  // per saved tensor: was it a leaf (parameter, input)?
+  std::string op;                   // e.g. "conv2d"
+  std::vector<Tensor> inputs;       // differentiable inputs, in the op's order
+  std::vector<SavedTensor> saved;   // what backward reads, by name
   // Called once with dL/d(output). Must accumulate into input_grad(node, i).
   std::function<void(Node& node, const Tensor& grad_out)> backward;
 
-  // Keep `t` for backward; returns the detached alias that was stored.
-  Tensor save(const Tensor& t);
+  // Keep `t` (an input, a parameter or the output) for backward under `name`;
+  // returns the detached alias that was stored.
+  const Tensor& save(const std::string& name, const Tensor& t);
+  // Keep a buffer the op made itself (max pool's argmax, BatchNorm's batch
+  // statistics): counted with the activations although it is not a graph node.
+  const Tensor& save_buffer(const std::string& name, const Tensor& t);
+  // The tensor saved under `name` (an Error naming the op and name if absent).
+  const Tensor& saved_tensor(const std::string& name) const;
+  bool has_saved(const std::string& name) const;
 };
 
 namespace autograd {
@@ -63,11 +79,6 @@ void backward(const Tensor& root, const Tensor& grad_out = Tensor());
 // Bytes of the distinct storages saved for backward in the graph under root.
 // `activations_only` leaves out leaves (parameters, the input batch).
 size_t saved_bytes(const Tensor& root, bool activations_only);
-
-// Trace mode: print each forward op and each kernel its backward launches.
-void set_trace(bool on);
-bool trace_enabled();
-void trace(const std::string& line);  // prints "[trace] line" when enabled
 
 }  // namespace autograd
 }  // namespace ctg

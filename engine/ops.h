@@ -40,6 +40,8 @@ Tensor sigmoid(const Tensor& x);  // 1 / (1 + e^−x)
 // does not depend on how the work is split across threads or GPU blocks.
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed);
 Tensor add(const Tensor& a, const Tensor& b);  // same shape
+// dst += src in place, on either device (gradient accumulation; not recorded).
+void accumulate_(const Tensor& dst, const Tensor& src);
 Tensor flatten(const Tensor& x);               // [N, ...] -> [N, rest] (a view)
 // mean_i [ max(z,0) − z·y + log(1 + e^−|z|) ]: stable BCE on logits z, targets y.
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets);

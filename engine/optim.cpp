@@ -64,13 +64,7 @@ void SGD::step() {
     if (!g.defined()) continue;
     bool first = !state_.count(name + ".momentum_buffer");
     Tensor buf = momentum_ != 0 ? buffer(name, "momentum_buffer", p) : Tensor();
-    CTG_DISPATCH_DEVICE(p, "sgd",
-                        kernels::sgd_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(),
-                                                buf.defined() ? buf.data<scalar_t>() : nullptr, p.numel(), lr_,
-                                                momentum_, wd_, first),
-                        kernels::sgd_update_cuda(p.device_data<float>(), g.device_data<float>(),
-                                                 buf.defined() ? buf.device_data<float>() : nullptr, p.numel(), lr_,
-                                                 momentum_, wd_, first));
+    CTG_KERNEL(sgd_update, p, p, g, buf, p.numel(), lr_, momentum_, wd_, first);
   }
 }
 
@@ -81,12 +75,7 @@ void Adam::step() {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     Tensor m = buffer(name, "exp_avg", p), v = buffer(name, "exp_avg_sq", p);
-    CTG_DISPATCH_DEVICE(p, "adam",
-                        kernels::adam_update_cpu(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
-                                                 v.data<scalar_t>(), p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_,
-                                                 step_),
-                        kernels::adam_update_cuda(p.device_data<float>(), g.device_data<float>(), m.device_data<float>(), v.device_data<float>(),
-                                                  p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_, step_));
+    CTG_KERNEL(adam_update, p, p, g, m, v, p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_, step_);
   }
 }
 

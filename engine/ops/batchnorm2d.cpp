@@ -21,6 +21,7 @@ void check_channel_vector(const Tensor& x, const Tensor& t, const char* what) {
 
 Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                    Tensor& running_var, bool training, double momentum, double eps) {
+  trace::ForwardOp op("batchnorm2d");
   detail::check_float(x, "batchnorm2d", "input");
   detail::check_dim(x, 4, "batchnorm2d", "input");
   if (gamma.defined()) check_channel_vector(x, gamma, "gamma");
@@ -44,44 +45,23 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   // The statistics the forward normalised with; backward needs exactly these.
   Tensor mean = Tensor::empty({C}, x.dtype(), x.device()), invstd = Tensor::empty({C}, x.dtype(), x.device());
-  CTG_DISPATCH_DEVICE(x, "batchnorm2d",
-                      kernels::batchnorm2d_forward_cpu(
-                          x.data<scalar_t>(), detail::ptr_or_null<scalar_t>(gamma),
-                          detail::ptr_or_null<scalar_t>(beta), detail::ptr_or_null<scalar_t>(running_mean),
-                          detail::ptr_or_null<scalar_t>(running_var), y.data<scalar_t>(), mean.data<scalar_t>(),
-                          invstd.data<scalar_t>(), N, C, HW, training, momentum, eps),
-                      kernels::batchnorm2d_forward_cuda(
-                          x.device_data<float>(), detail::device_ptr_or_null<float>(gamma), detail::device_ptr_or_null<float>(beta),
-                          detail::device_ptr_or_null<float>(running_mean), detail::device_ptr_or_null<float>(running_var),
-                          y.device_data<float>(), mean.device_data<float>(), invstd.device_data<float>(), N, C, HW, training, momentum,
-                          eps));
+  CTG_KERNEL(batchnorm2d_forward, x, x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training,
+             momentum, eps);
 
   if (autograd::needs_grad({&x, &gamma, &beta})) {
     auto node = autograd::record("batchnorm2d", y, {x, gamma, beta});
-    node->save(x);
-    // mean/invstd are made here, so save() sees leaves; they are per-batch
-    // buffers of this op, counted with the activations, not the parameters.
-    node->save(mean);
-    node->saved_is_leaf.back() = false;
-    node->save(invstd);
-    node->saved_is_leaf.back() = false;
-    const bool has_gamma = gamma.defined();
-    if (has_gamma) node->save(gamma);
-    node->backward = [N, C, HW, training, has_gamma](Node& n, const Tensor& gy) {
+    node->save("x", x);
+    // The batch statistics the forward normalised with (per-batch buffers of
+    // this op, counted with the activations).
+    node->save_buffer("mean", mean);
+    node->save_buffer("invstd", invstd);
+    if (gamma.defined()) node->save("gamma", gamma);
+    node->backward = [N, C, HW, training](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0), ggamma = autograd::input_grad(n, 1),
              gbeta = autograd::input_grad(n, 2);
-      detail::trace_kernel("batchnorm2d_backward", gy);
-      CTG_DISPATCH_DEVICE(gy, "batchnorm2d",
-                          kernels::batchnorm2d_backward_cpu(
-                              n.saved[0].data<scalar_t>(), has_gamma ? n.saved[3].data<scalar_t>() : nullptr,
-                              n.saved[1].data<scalar_t>(), n.saved[2].data<scalar_t>(), gy.data<scalar_t>(),
-                              detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(ggamma),
-                              detail::ptr_or_null<scalar_t>(gbeta), N, C, HW, training),
-                          kernels::batchnorm2d_backward_cuda(
-                              n.saved[0].device_data<float>(), has_gamma ? n.saved[3].device_data<float>() : nullptr,
-                              n.saved[1].device_data<float>(), n.saved[2].device_data<float>(), gy.device_data<float>(),
-                              detail::device_ptr_or_null<float>(gx), detail::device_ptr_or_null<float>(ggamma),
-                              detail::device_ptr_or_null<float>(gbeta), N, C, HW, training));
+      const Tensor gamma = n.has_saved("gamma") ? n.saved_tensor("gamma") : Tensor();  // undefined: γ = 1
+      CTG_KERNEL(batchnorm2d_backward, gy, n.saved_tensor("x"), gamma, n.saved_tensor("mean"),
+                 n.saved_tensor("invstd"), gy, gx, ggamma, gbeta, N, C, HW, training);
     };
   }
   return y;

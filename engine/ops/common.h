@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/tensor.h"
+#include "engine/trace.h"
 
 namespace ctg::ops::detail {
 
@@ -21,13 +22,6 @@ inline void check_float(const Tensor& t, const char* op, const char* what) {
     throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(t.dtype()) +
                 ", expected float32 or float64");
   check_cuda_dtype(t, op, what);
-}
-
-// For an op whose CUDA kernel is not written: a hard error naming the op,
-// never a CPU kernel run on device memory.
-inline void check_has_cuda_kernel(const Tensor& t, bool has_kernel, const char* op) {
-  if (t.device() == Device::cuda && !has_kernel)
-    throw Error(std::string(op) + ": no CUDA kernel for this op yet (input is on cuda)");
 }
 
 // Every operand of an op lives on the input's device.
@@ -50,42 +44,69 @@ inline void check_dim(const Tensor& t, int64_t d, const char* op, const char* wh
                 shape_str(t.shape()));
 }
 
-// Pointer to the data of an optional tensor (nullptr when undefined): host
-// memory for a CPU kernel, device memory for a CUDA kernel.
+// g += gy on either device (the engine's gradient accumulation).
+void accumulate(const Tensor& gy, const Tensor& g);
+
+// ---- One kernel entry for either device -----------------------------------
+// Every kernel has the same name in every backend (needle-style): kernels/<op>.h
+// declares <name>_cpu<T> (float or double, host pointers) and <name>_cuda
+// (float, device pointers). The glue calls it once, as
+//     CTG_KERNEL(conv2d_backward, gy, x, w, gy, gx, gw, gb, dims);
+// and run_kernel picks the version for the device and dtype of tensor `on`.
+// Each Tensor argument becomes a pointer to its elements in the memory that
+// kernel reads (host for _cpu, device for _cuda; nullptr when the tensor is
+// undefined, i.e. a gradient nobody needs); every other argument (sizes,
+// flags, raw int32 argmax pointers) passes through unchanged. The call is
+// bracketed by trace::kernel_begin/end, so `ctgrad trace` sees every kernel.
+
 template <typename T>
-T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
+T* kernel_arg(const Tensor& t, Device dev) {
+  if (!t.defined()) return nullptr;
+  return dev == Device::cuda ? t.device_data<T>() : t.data<T>();
 }
-template <typename T>
-T* device_ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.device_data<T>() : nullptr;
+template <typename T, typename A>
+const A& kernel_arg(const A& a, Device) {
+  return a;
 }
-// A raw buffer (maxpool's packed int32 argmax) for the kernel of t's device.
+// A raw buffer (maxpool's int32 argmax packed in an i64 tensor) for the kernel of t's device.
 inline void* kernel_ptr(const Tensor& t) {
   return t.device() == Device::cuda ? t.device_raw_data() : t.raw_data();
 }
 
-}  // namespace ctg::ops::detail
+// Brackets one kernel call for the trace recorder (one bool test when off).
+struct KernelScope {
+  const char* name;
+  Device dev;
+  bool on;
+  KernelScope(const char* n, Device d) : name(n), dev(d), on(trace::active()) {
+    if (on) trace::kernel_begin(name, dev);
+  }
+  ~KernelScope() {
+    if (on) trace::kernel_end(name, dev);
+  }
+  KernelScope(const KernelScope&) = delete;
+  KernelScope& operator=(const KernelScope&) = delete;
+};
 
-namespace ctg::ops::detail {
-// Trace mode: name the backward kernel that runs, e.g. "  relu_backward_cuda".
-inline void trace_kernel(const char* kernel, const Tensor& on) {
-  if (autograd::trace_enabled())
-    autograd::trace(std::string("  ") + kernel + (on.device() == Device::cuda ? "_cuda" : "_cpu"));
+template <class Cpu, class Cuda, class... A>
+void run_kernel(const char* name, const Tensor& on, Cpu&& cpu, Cuda&& cuda, const A&... args) {
+  const Device dev = on.device();
+  KernelScope scope(name, dev);
+  if (dev == Device::cuda) {
+    // check_float already refused anything but float32 on the GPU.
+    cuda(kernel_arg<float>(args, dev)...);
+  } else if (on.dtype() == DType::f32) {
+    cpu(kernel_arg<float>(args, dev)...);
+  } else if (on.dtype() == DType::f64) {
+    cpu(kernel_arg<double>(args, dev)...);
+  } else {
+    throw Error(std::string(name) + ": unsupported dtype " + dtype_name(on.dtype()));
+  }
 }
-// g += gy on either device (the engine's gradient accumulation).
-void accumulate(const Tensor& gy, const Tensor& g);
 
 }  // namespace ctg::ops::detail
 
-// Run the op's CPU kernel (templated on scalar_t) or its CUDA kernel (float32)
-// according to the device of tensor `t`; the two calls name the same op's
-// _cpu and _cuda entry points.
-#define CTG_DISPATCH_DEVICE(t, op, cpu_call, cuda_call)                        \
-  do {                                                                         \
-    if ((t).device() == ::ctg::Device::cuda) {                                 \
-      cuda_call;                                                               \
-    } else {                                                                   \
-      CTG_DISPATCH_FLOAT((t).dtype(), op, cpu_call);                           \
-    }                                                                          \
-  } while (0)
+#define CTG_KERNEL(name, on, ...)                                                  \
+  ::ctg::ops::detail::run_kernel(                                                  \
+      #name, (on), [&](auto&&... a_) { ::ctg::kernels::name##_cpu(a_...); },       \
+      [&](auto&&... a_) { ::ctg::kernels::name##_cuda(a_...); }, __VA_ARGS__)

@@ -12,6 +12,7 @@ std::string str(int64_t v) { return std::to_string(v); }
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& prm) {
+  trace::ForwardOp op("conv2d");
   detail::check_float(x, "conv2d", "input");
   detail::check_float(w, "conv2d", "weight");
   detail::check_dim(x, 4, "conv2d", "input");
@@ -46,27 +47,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   d.OH = span_h / d.SH + 1, d.OW = span_w / d.SW + 1;
 
   Tensor y = Tensor::empty({d.N, d.O, d.OH, d.OW}, x.dtype(), x.device());
-  CTG_DISPATCH_DEVICE(x, "conv2d",
-                      kernels::conv2d_forward_cpu(x.data<scalar_t>(), w.data<scalar_t>(),
-                                                  detail::ptr_or_null<scalar_t>(b), y.data<scalar_t>(), d),
-                      kernels::conv2d_forward_cuda(x.device_data<float>(), w.device_data<float>(), detail::device_ptr_or_null<float>(b),
-                                                   y.device_data<float>(), d));
+  CTG_KERNEL(conv2d_forward, x, x, w, b, y, d);
   if (autograd::needs_grad({&x, &w, &b})) {
     auto node = autograd::record("conv2d", y, {x, w, b});
-    node->save(x);
-    node->save(w);
+    node->save("x", x);  // the columns are recomputed from x, not stored
+    node->save("weight", w);
     node->backward = [d](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0), gw = autograd::input_grad(n, 1), gb = autograd::input_grad(n, 2);
-      detail::trace_kernel("conv2d_backward", gy);
-      CTG_DISPATCH_DEVICE(gy, "conv2d",
-                          kernels::conv2d_backward_cpu(
-                              n.saved[0].data<scalar_t>(), n.saved[1].data<scalar_t>(), gy.data<scalar_t>(),
-                              detail::ptr_or_null<scalar_t>(gx), detail::ptr_or_null<scalar_t>(gw),
-                              detail::ptr_or_null<scalar_t>(gb), d),
-                          kernels::conv2d_backward_cuda(
-                              n.saved[0].device_data<float>(), n.saved[1].device_data<float>(), gy.device_data<float>(),
-                              detail::device_ptr_or_null<float>(gx), detail::device_ptr_or_null<float>(gw),
-                              detail::device_ptr_or_null<float>(gb), d));
+      CTG_KERNEL(conv2d_backward, gy, n.saved_tensor("x"), n.saved_tensor("weight"), gy, gx, gw, gb, d);
     };
   }
   return y;

@@ -22,6 +22,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
   if (infer >= 0 && known > 0) s[(size_t)infer] = numel() / known;
   if (shape_numel(s) != numel() || s.size() > 4)
     throw Error("reshape: cannot view " + shape_str(this->shape()) + " as " + shape_str(shape));
+  trace::ForwardOp op("reshape");
   Tensor v = detach();
   v.impl().shape = s;
   if (autograd::needs_grad({this})) {

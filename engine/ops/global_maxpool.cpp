@@ -8,6 +8,7 @@
 namespace ctg::ops {
 
 Tensor global_maxpool(const Tensor& x) {
+  trace::ForwardOp op("global_maxpool");
   detail::check_float(x, "global_maxpool", "input");
   detail::check_dim(x, 4, "global_maxpool", "input");
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
@@ -21,23 +22,15 @@ Tensor global_maxpool(const Tensor& x) {
   // element, so the saved buffer is a tensor that memory accounting sees.
   Tensor argmax = Tensor::empty({(planes + 1) / 2}, DType::i64, x.device());
   int32_t* argmax_i32 = static_cast<int32_t*>(detail::kernel_ptr(argmax));
-  CTG_DISPATCH_DEVICE(x, "global_maxpool",
-                      kernels::global_maxpool_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32,
-                                                          planes, HW),
-                      kernels::global_maxpool_forward_cuda(x.device_data<float>(), y.device_data<float>(), argmax_i32, planes, HW));
+  CTG_KERNEL(global_maxpool_forward, x, x, y, argmax_i32, planes, HW);
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("global_maxpool", y, {x});
-    node->save(argmax);
-    node->saved_is_leaf.back() = false;  // a per-batch buffer of this op, not a parameter
+    node->save_buffer("argmax", argmax);
     node->backward = [planes, HW](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
-      detail::trace_kernel("global_maxpool_backward", gy);
-      const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved[0]));
-      CTG_DISPATCH_DEVICE(gy, "global_maxpool",
-                          kernels::global_maxpool_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), planes,
-                                                               HW),
-                          kernels::global_maxpool_backward_cuda(am, gy.device_data<float>(), gx.device_data<float>(), planes, HW));
+      const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved_tensor("argmax")));
+      CTG_KERNEL(global_maxpool_backward, gy, am, gy, gx, planes, HW);
     };
   }
   return y;

@@ -27,6 +27,7 @@ void check_pool_dim(const char* name, int64_t kernel, int64_t stride, int64_t pa
 }  // namespace
 
 Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
+  trace::ForwardOp op("maxpool2d");
   detail::check_float(x, "maxpool2d", "input");
   detail::check_dim(x, 4, "maxpool2d", "input");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -48,22 +49,16 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
   const int64_t n_out = N * C * g.OH * g.OW;
   Tensor argmax = Tensor::empty({(n_out + 1) / 2}, DType::i64, x.device());
   int32_t* argmax_i32 = static_cast<int32_t*>(detail::kernel_ptr(argmax));
-  CTG_DISPATCH_DEVICE(x, "maxpool2d",
-                      kernels::maxpool2d_forward_cpu(x.data<scalar_t>(), y.data<scalar_t>(), argmax_i32, g),
-                      kernels::maxpool2d_forward_cuda(x.device_data<float>(), y.device_data<float>(), argmax_i32, g));
+  CTG_KERNEL(maxpool2d_forward, x, x, y, argmax_i32, g);
 
   if (autograd::needs_grad({&x})) {
     auto node = autograd::record("maxpool2d", y, {x});
-    node->save(argmax);
-    node->saved_is_leaf.back() = false;  // a per-batch buffer of this op, not a parameter
+    node->save_buffer("argmax", argmax);
     node->backward = [g](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0);
       if (!gx.defined()) return;
-      detail::trace_kernel("maxpool2d_backward", gy);
-      const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved[0]));
-      CTG_DISPATCH_DEVICE(gy, "maxpool2d",
-                          kernels::maxpool2d_backward_cpu(am, gy.data<scalar_t>(), gx.data<scalar_t>(), g),
-                          kernels::maxpool2d_backward_cuda(am, gy.device_data<float>(), gx.device_data<float>(), g));
+      const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved_tensor("argmax")));
+      CTG_KERNEL(maxpool2d_backward, gy, am, gy, gx, g);
     };
   }
   return y;
