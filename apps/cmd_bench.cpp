@@ -10,6 +10,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/parallel.h"
+#include "engine/trace.h"
 #include "kernels/cuda/impl.h"
 #include "kernels/cuda/runtime.h"
 #include "nets/nets.h"
@@ -56,16 +57,25 @@ void bench_step(const StepArgs& a) {
                                                                  : "FP32 SIMT GEMM and im2col conv2d");
   std::vector<double> ms;
   for (int i = 0; i < a.warmup + a.steps; ++i) {
-    autograd::set_trace(a.trace && i == 0);  // trace the first step only
     auto t0 = std::chrono::steady_clock::now();
-    opt->zero_grad();
-    Tensor loss = ops::bce_with_logits((*model)(x), y);
-    autograd::backward(loss);
-    opt->step();
+    double loss_value;
+    if (a.trace && i == 0) {  // trace the first step only: the `ctgrad trace` table, on stderr
+      trace::Trace t = trace::record_training_step(*model, *opt, x, y, dev);
+      t.title = a.net + ", batch " + std::to_string(a.batch) + ", " + std::to_string(a.size) + " px, " +
+                device_name(dev) + ", the first step";
+      std::fputs(trace::format_table(t).c_str(), stderr);
+      loss_value = t.loss;
+    } else {
+      opt->zero_grad();
+      Tensor loss = ops::bce_with_logits((*model)(x), y);
+      autograd::backward(loss);
+      opt->step();
+      loss_value = loss.item();
+    }
     if (dev == Device::cuda) cuda::synchronize();  // kernels are asynchronous: time them, not their launch
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "  step %d/%d%s: %.1f ms (loss %.4f)\n", i + 1, a.warmup + a.steps,
-                 i < a.warmup ? " (warm-up)" : "", dt, loss.item());
+                 i < a.warmup ? " (warm-up)" : "", dt, loss_value);
     if (i >= a.warmup) ms.push_back(dt);
   }
   std::sort(ms.begin(), ms.end());
@@ -95,7 +105,8 @@ static Registrar reg([](CLI::App& app) {
                    "default CTGRAD_PRECISION, else fp32")
       ->check(CLI::IsMember({"fp32", "tf32"}));
   step->add_flag("--trace", a->trace,
-                 "print (to stderr) each forward op of the first step and each kernel its backward launches");
+                 "print (to stderr) the trace of the first step: each forward op, each backward node and its "
+                 "kernels, the optimiser step (the table of `ctgrad trace`)");
   step->callback([a]() { bench_step(*a); });
 });
 

@@ -4,7 +4,6 @@
 #include "engine/trace.h"
 
 #include <chrono>
-#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -50,24 +49,6 @@ void sync(const Recorder& r) {
   if (r.opts.device == Device::cuda) cuda::synchronize();
 }
 
-// Node::saved is a list of named SavedTensor {name, tensor, is_leaf}; while the
-// glue moves to it, a plain list of tensors (with saved_is_leaf) still reads.
-template <class N>
-const Tensor& saved_at(const N& n, size_t i) {
-  if constexpr (std::is_same_v<typename decltype(N::saved)::value_type, Tensor>) return n.saved[i];
-  else return n.saved[i].tensor;
-}
-template <class N>
-bool saved_leaf(const N& n, size_t i) {
-  if constexpr (std::is_same_v<typename decltype(N::saved)::value_type, Tensor>) return n.saved_is_leaf[i];
-  else return n.saved[i].is_leaf;
-}
-template <class N>
-std::string saved_name(const N& n, size_t i) {
-  if constexpr (std::is_same_v<typename decltype(N::saved)::value_type, Tensor>) return "#" + std::to_string(i);
-  else return n.saved[i].name;
-}
-
 bool same_storage(const Tensor& a, const Tensor& b) {
   return a.defined() && b.defined() && a.impl().storage == b.impl().storage;
 }
@@ -101,10 +82,10 @@ void fill_forward(Recorder& r, OpEvent& e, const Node& n, const Tensor& out) {
   e.output = out.shape();
   e.flops = forward_flops(e.op, n.inputs, out.shape());
   double written = (double)out.nbytes();
-  for (size_t i = 0; i < n.saved.size(); ++i) {
-    const Tensor& st = saved_at(n, i);
-    const bool leaf = saved_leaf(n, i);
-    e.saved.push_back(saved_name(n, i) + " " + shape_str(st.shape()));
+  for (const SavedTensor& s : n.saved) {
+    const Tensor& st = s.tensor;
+    const bool leaf = s.is_leaf;
+    e.saved.push_back(s.name + " " + shape_str(st.shape()));
     bool is_operand = same_storage(st, out);
     for (const Tensor& x : n.inputs) is_operand = is_operand || same_storage(st, x);
     // A saved tensor that is no input nor the output: a buffer the op made
@@ -129,7 +110,9 @@ void on_launch(const char* kernel, const unsigned grid[3], const unsigned block[
   Recorder* r = g_rec;
   if (!r) return;  // another thread's launch, or no recording
   Launch l;
-  l.kernel = kernel;
+  l.kernel = kernel;  // CTG_LAUNCH's #kernel: "(gemm<TA, TB>)" keeps the parentheses a comma needs
+  if (l.kernel.size() > 2 && l.kernel.front() == '(' && l.kernel.back() == ')')
+    l.kernel = l.kernel.substr(1, l.kernel.size() - 2);
   for (int i = 0; i < 3; ++i) l.grid[i] = grid[i], l.block[i] = block[i];
   l.shared_bytes = shmem;
   if (!r->kernel_stack.empty()) {
@@ -201,7 +184,7 @@ void backward_begin(const Node& node, const Tensor& grad_out) {
   }
   e.inputs.push_back(grad_out.shape());
   e.bytes_read = (double)grad_out.nbytes();
-  for (size_t i = 0; i < node.saved.size(); ++i) e.bytes_read += (double)saved_at(node, i).nbytes();
+  for (const SavedTensor& s : node.saved) e.bytes_read += (double)s.tensor.nbytes();
   // One GEMM per gradient the node produces among (input, weight); the bias
   // gradient is a reduction (bytes only).
   const double f = forward_flops(node.op, node.inputs, e.forward >= 0 ? r->t.ops[(size_t)e.forward].output : Shape{});
@@ -242,9 +225,14 @@ void kernel_begin(const char* name, Device on) {
     if (i < r->opts.params.size()) {
       k.param = r->opts.params[i].first;
       k.param_shape = r->opts.params[i].second;
+      // Tensors read and written per element (kernels/optim.h): Adam reads
+      // p, g, m, v and writes p, m, v; SGD (with momentum) reads p, g, buf
+      // and writes p, buf.
       const std::string n = name;
-      const double rw = n.rfind("adam", 0) == 0 ? 7 : n.rfind("sgd", 0) == 0 ? 5 : 2;  // see optim.h
-      k.bytes = rw * (double)shape_numel(k.param_shape) * (double)r->opts.param_elem_bytes;
+      const bool adam = n.rfind("adam", 0) == 0;
+      const double bytes = (double)shape_numel(k.param_shape) * (double)r->opts.param_elem_bytes;
+      k.bytes_read = (adam ? 4 : 3) * bytes;
+      k.bytes_written = (adam ? 3 : 2) * bytes;
     }
   }
   k.ts_us = now_us(*r);

@@ -29,6 +29,7 @@
 namespace ctg {
 struct Node;
 class Module;
+class Optimizer;
 }  // namespace ctg
 
 namespace ctg::trace {
@@ -79,7 +80,7 @@ struct KernelEvent {
   // Filled for kernels outside ops (optimiser updates): the parameter updated.
   std::string param;
   Shape param_shape;
-  double bytes = 0;
+  double bytes_read = 0, bytes_written = 0;
 };
 
 struct OpEvent {
@@ -111,7 +112,8 @@ struct Trace {
   // Filled by the driver: what autograd::saved_bytes measured for the same
   // graph (activations only, and with parameters and input).
   size_t measured_saved_activations = 0, measured_saved_total = 0;
-  std::string title;  // "cnn1, batch 2, 32x32, cpu"
+  std::string title;  // "cnn1, batch 2, 32x32 input, cpu"
+  double loss = 0;    // the step's loss (record_training_step)
 };
 
 struct StartOptions {
@@ -124,6 +126,12 @@ struct StartOptions {
 
 void start(const StartOptions& opts);  // throws when a recording is already on
 Trace stop();
+
+// One training step under a recording (engine/trace_step.cpp), as `ctgrad
+// bench step` and `ctgrad train` take it: zero_grad, forward, BCE-with-logits
+// loss, backward, optimiser step, in the phases "forward", "backward" and
+// "optimizer"; fills measured_saved_* from autograd::saved_bytes.
+Trace record_training_step(Module& model, Optimizer& opt, const Tensor& x, const Tensor& targets, Device device);
 
 // Writers (engine/trace_format.cpp).
 std::string format_table(const Trace& t);
