@@ -8,7 +8,7 @@
 
 #include "apps/cmd_explain.h"
 #include "apps/progress.h"
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "insight/activations.h"
 #include "insight/npy.h"
 #include "insight/preprocess_view.h"
@@ -50,7 +50,7 @@ void Folder::write_json() const {
   j["methods"] = methods;
   j["pictures"] = pictures;
   j["arrays"] = arrays;
-  data::write_file_atomic(dir + "/explain.json", j.dump(2) + "\n");
+  write_file_atomic(dir + "/explain.json", j.dump(2) + "\n");
 }
 
 namespace {

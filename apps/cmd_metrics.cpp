@@ -1,4 +1,4 @@
-// ctgrad metrics FILE.csv [--curves DIR]: the study's measures (eval/metrics.h)
+// ctgrad metrics FILE.csv [--curves DIR]: the study's measures (metrics/metrics.h)
 // of any CSV of per-patient scores, as `key: value` lines; with --curves also
 // the ROC, precision–recall, DET and per-threshold CSVs.
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "apps/commands.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 
 namespace ctg::apps {
 

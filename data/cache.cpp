@@ -1,4 +1,4 @@
-// Cache file: atomic writer, memory-mapped validating reader.
+// Cache file: the writer (over base/atomic_file.h), memory-mapped validating reader.
 #include "data/cache.h"
 
 #include <errno.h>
@@ -8,10 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <set>
 
 #include "engine/tensor.h"
@@ -65,56 +63,6 @@ std::vector<uint8_t> encode_header(const CacheHeader& h) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------- AtomicFile
-
-AtomicFile::AtomicFile(const std::string& path) : path_(path) {
-  static std::atomic<int> counter{0};
-  temp_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(path + ": cannot create " + temp_ + ": " + errno_text());
-}
-
-AtomicFile::~AtomicFile() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(temp_.c_str());
-}
-
-void AtomicFile::write_at(const void* data, size_t bytes, uint64_t offset) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::pwrite(fd_, p, bytes, (off_t)offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(path_ + ": write failed: " + errno_text());
-    p += n, bytes -= (size_t)n, offset += (uint64_t)n;
-  }
-  size_ = std::max(size_, offset);
-}
-
-void AtomicFile::write(const void* data, size_t bytes) { write_at(data, bytes, size_); }
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
-void AtomicFile::commit() {
-  if (committed_) return;
-  if (::fsync(fd_) != 0) throw Error(path_ + ": fsync failed: " + errno_text());
-  ::close(fd_);
-  fd_ = -1;
-  if (::rename(temp_.c_str(), path_.c_str()) != 0) throw Error(path_ + ": rename from " + temp_ + " failed: " + errno_text());
-  committed_ = true;
-  // The rename is durable only once the directory entry is on disk.
-  std::string dir = std::filesystem::path(path_).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
 
 // ------------------------------------------------------------------- dtypes
 

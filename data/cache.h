@@ -36,35 +36,10 @@
 #include <string>
 #include <vector>
 
+#include "base/atomic_file.h"  // AtomicFile, the cache writer's file
 #include "data/cohort.h"
 
 namespace ctg::data {
-
-// Write-to-temp-then-rename: readers see the old file or the complete new
-// one, never a torn one. The temporary sits beside the target (rename is
-// atomic only within a filesystem) and is removed unless commit() ran.
-class AtomicFile {
- public:
-  explicit AtomicFile(const std::string& path);
-  ~AtomicFile();
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  void write(const void* data, size_t bytes);                      // append
-  void write_at(const void* data, size_t bytes, uint64_t offset);  // patch (the header)
-  uint64_t size() const { return size_; }
-  // fsync the data, rename over the target, fsync the directory.
-  void commit();
-  const std::string& temp_path() const { return temp_; }
-
- private:
-  std::string path_, temp_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
-  bool committed_ = false;
-};
-
-// The whole of `text` as the file at `path`, atomically (an AtomicFile).
-void write_file_atomic(const std::string& path, const std::string& text);
 
 enum class SliceDType : uint32_t { f32 = 0, u8 = 1 };
 const char* slice_dtype_name(SliceDType d);

@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 
 namespace ctg::data {

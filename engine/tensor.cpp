@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "engine/autograd.h"
-#include "engine/caching_allocator.h"
+#include "base/caching_allocator.h"
 #include "kernels/cuda/runtime.h"
 
 namespace ctg {

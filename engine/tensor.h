@@ -12,13 +12,9 @@
 #include <string>
 #include <vector>
 
-namespace ctg {
+#include "base/error.h"  // ctg::Error
 
-// One error type for the whole engine: the message names the op, tensor,
-// file or flag at fault; the CLI prints it as one line and exits non-zero.
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace ctg {
 
 // f32 for training, f64 for gradient checks; i64 only as a storage type
 // (BatchNorm's num_batches_tracked in PyTorch-compatible state dicts).
@@ -49,7 +45,7 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
 };
 
-// Statistics of the CPU caching allocator (engine/caching_allocator.h).
+// Statistics of the CPU caching allocator (base/caching_allocator.h).
 struct AllocatorStats;
 AllocatorStats host_allocator_stats();
 

@@ -10,7 +10,7 @@
 
 #include "data/cache.h"
 #include "engine/tensor.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 #include "train/run.h"
 
 namespace ctg::insight {

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 #include "insight/image.h"
 
@@ -230,7 +230,7 @@ void write_png(const std::string& path, const Image& img) {
   std::string bytes;
   try {
     bytes = encode_png(img);
-    data::write_file_atomic(path, bytes);
+    write_file_atomic(path, bytes);
   } catch (const std::exception& e) {
     const std::string what = e.what();
     throw Error(what.find(path) != std::string::npos ? what : "cannot write " + path + ": " + what);

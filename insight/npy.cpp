@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 
 namespace ctg::insight {
@@ -60,7 +60,7 @@ void write_npy(const std::string& path, const float* data, const std::vector<int
   bytes.resize(head + (size_t)n * sizeof(float));
   if (n > 0) std::memcpy(&bytes[head], data, (size_t)n * sizeof(float));
   try {
-    data::write_file_atomic(path, bytes);
+    write_file_atomic(path, bytes);
   } catch (const std::exception& e) {
     const std::string what = e.what();
     throw Error(what.find(path) != std::string::npos ? what : "npy: cannot write " + path + ": " + what);

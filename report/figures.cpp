@@ -1,6 +1,6 @@
 // The report's figures: each is SVG from report/svg.h plus a caption saying
 // what it shows and where its threshold came from. Measures come from
-// eval/metrics.h only.
+// metrics/metrics.h only.
 #include "report/figures.h"
 
 #include <cmath>

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 #include "report/figures.h"
 #include "report/insight_section.h"
@@ -149,7 +149,7 @@ std::string render_report(const std::vector<RunData>& runs, const ReportExtras& 
   h += insight_section(runs, extras.explain_dirs, extras.predict_dirs);  // "" without explain/predict pictures
   h += "<p class=\"note\">Runs: ";
   for (size_t i = 0; i < runs.size(); ++i) h += (i ? ", " : "") + std::string("<code>") + escape(runs[i].dir) + "</code>";
-  h += ". Written by <code>ctgrad report</code>; measures from <code>eval/metrics.h</code> (scikit-learn's conventions).</p>\n";
+  h += ". Written by <code>ctgrad report</code>; measures from <code>metrics/metrics.h</code> (scikit-learn's conventions).</p>\n";
   return h + "</body>\n</html>\n";
 }
 
@@ -162,7 +162,7 @@ std::string build_report(const std::vector<std::string>& run_dirs, const std::st
   std::filesystem::create_directories(out_dir, ec);
   if (ec) throw Error("report: " + out_dir + ": cannot create the output directory: " + ec.message());
   const std::string path = (std::filesystem::path(out_dir) / "report.html").string();
-  data::write_file_atomic(path, html);
+  write_file_atomic(path, html);
   return path;
 }
 

@@ -1,6 +1,6 @@
 // `ctgrad report`: one self-contained HTML page (inline SVG and CSS, no
 // scripts, no network) comparing trained runs the way the study's Figures
-// 6–8 do. Every measure comes from eval/metrics.h; this module only reads run
+// 6–8 do. Every measure comes from metrics/metrics.h; this module only reads run
 // directories (train/run.h) and draws.
 //
 // The threshold of every threshold-dependent number (F1, MCC, sensitivity,
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 
 namespace ctg::report {
 
@@ -42,7 +42,7 @@ struct RunData {
 // name the file: missing, malformed JSON, missing keys, bad rows.
 RunData load_run(const std::string& dir);
 
-// The measures the report shows for one run (all from eval/metrics.h).
+// The measures the report shows for one run (all from metrics/metrics.h).
 struct RunMeasures {
   eval::Summary val, test;    // summarize() of each split (test: only with has_test)
   double threshold = 0;       // val.threshold_f1

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "report/study.h"
 #include "report/svg.h"
 #include "train/predict.h"
@@ -81,7 +81,7 @@ std::string build_study_report(const train::StudyOutcome& study, bool measure_sa
   ex.runs_heading = "The best run of each family (Figures 6–8)";
   const std::string html = render_report(best, ex);
   const std::string path = (std::filesystem::path(o.out) / "report.html").string();
-  data::write_file_atomic(path, html);
+  write_file_atomic(path, html);
   return path;
 }
 

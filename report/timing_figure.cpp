@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <map>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 #include "report/svg.h"
 #include "report/svg_frame.h"
@@ -206,8 +206,8 @@ std::string timing_section_html(const std::vector<TimingGroup>& groups) {
 void write_timing_outputs(const std::vector<train::TimingRow>& rows, const std::string& dir) {
   const std::vector<TimingGroup> groups = timing_groups(rows);
   std::filesystem::create_directories(dir);
-  data::write_file_atomic(dir + "/timing.md", timing_markdown(groups));
-  data::write_file_atomic(dir + "/timing.svg", timing_svg(groups));
+  write_file_atomic(dir + "/timing.md", timing_markdown(groups));
+  write_file_atomic(dir + "/timing.svg", timing_svg(groups));
 }
 
 }  // namespace ctg::report

@@ -1,4 +1,4 @@
-// eval/metrics.h, the measures: hand-computed cases (perfect, inverted, ties
+// metrics/metrics.h, the measures: hand-computed cases (perfect, inverted, ties
 // across classes, all-equal scores, a textbook example with every key worked
 // out below), the lowest-threshold tie rule for F1, Youden's J and MCC on
 // exact rational ties, and a brute-force O(n²) cross-check of AUC and AP.
@@ -9,7 +9,7 @@
 #include <random>
 
 #include "engine/tensor.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 #include "tests/test_util.h"
 
 using namespace ctg;

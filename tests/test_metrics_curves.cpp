@@ -1,4 +1,4 @@
-// eval/metrics.h, the curves and the files: ROC, precision–recall and DET
+// metrics/metrics.h, the curves and the files: ROC, precision–recall and DET
 // points for small hand-worked cases (the first is scikit-learn's docstring
 // example for all three), write_curves' CSVs, and read_scores_csv — accepted
 // variants and one error per kind of bad file, each naming the line.
@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "engine/tensor.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 #include "tests/test_util.h"
 
 using namespace ctg;

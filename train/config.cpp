@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/runtime.h"
 #include "nets/nets.h"
@@ -158,7 +158,7 @@ nlohmann::json read_json_file(const std::string& path) {
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {
   const std::string text = j.dump(2) + "\n";
-  data::write_file_atomic(path, text);
+  write_file_atomic(path, text);
 }
 
 nlohmann::json build_info() {

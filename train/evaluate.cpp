@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "base/atomic_file.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "engine/checkpoint.h"
@@ -59,7 +60,7 @@ EvalOutcome evaluate_run(const std::string& run, const EvalOptions& opt,
   out.summary = eval::summarize(scored);
   out.measures_path = run_file(run, "measures_" + tag + ".txt");
   const std::string text = eval::format_summary(out.summary);
-  data::write_file_atomic(out.measures_path, text);
+  write_file_atomic(out.measures_path, text);
   out.curve_paths = eval::write_curves(scored, run, tag + "_");
   return out;
 }

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/module.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 #include "train/config.h"
 #include "train/scoring.h"
 

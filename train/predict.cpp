@@ -12,11 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "data/nifti.h"
 #include "data/preprocess.h"
 #include "engine/autograd.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 #include "insight/image.h"
 #include "insight/npy.h"
 #include "train/evaluate.h"
@@ -181,8 +181,8 @@ std::vector<std::string> write_predict_outputs(const std::string& out_dir, const
                      "below 0 (blue) the net expects mild (" + preds.front().negative + "), at or above 0 (red) severe (" +
                          preds.front().positive + ")."}}}},
       {"arrays", nlohmann::json::array({{{"file", "slices.npy"}, {"shape", {n, s, s}}}})}};
-  data::write_file_atomic(path("predict.csv"), csv);
-  data::write_file_atomic(path("predict.json"), j.dump(2) + "\n");
+  write_file_atomic(path("predict.csv"), csv);
+  write_file_atomic(path("predict.json"), j.dump(2) + "\n");
   return {"slices.png", "score_minus_threshold.png"};
 }
 

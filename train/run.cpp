@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
 
 namespace ctg::train {
@@ -31,7 +31,7 @@ void write_metrics_csv(const std::string& path, const std::vector<EpochRow>& row
        << fmt9(r.lr) << ',' << fmt9(r.images_per_s) << ',' << fmt9(r.epoch_seconds) << ',' << fmt9(r.elapsed_seconds)
        << '\n';
   const std::string s = os.str();
-  data::write_file_atomic(path, s);
+  write_file_atomic(path, s);
 }
 
 std::vector<EpochRow> read_metrics_csv(const std::string& path) {

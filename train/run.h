@@ -32,7 +32,7 @@
 //                          the z of each slice and `slice_scores` their
 //                          scores, space-separated within the field
 //   RUN/measures_<split>[_central].txt  `ctgrad metrics`' key: value lines
-//   RUN/<split>[_central]_{roc,pr,det,thresholds}.csv  curves (eval/metrics.h)
+//   RUN/<split>[_central]_{roc,pr,det,thresholds}.csv  curves (metrics/metrics.h)
 #pragma once
 #include <cstdint>
 #include <string>

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "data/cohort.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
@@ -129,7 +129,7 @@ void write_scores_csv(const std::string& path, const std::vector<PatientScore>& 
     os << '\n';
   }
   const std::string text = os.str();
-  data::write_file_atomic(path, text);
+  write_file_atomic(path, text);
 }
 
 }  // namespace ctg::train

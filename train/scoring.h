@@ -8,7 +8,7 @@
 
 #include "data/dataset.h"
 #include "engine/module.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 #include "train/distributed.h"
 
 namespace ctg::train {

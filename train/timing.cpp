@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/atomic_file.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -261,7 +262,7 @@ void write_timing_csv(const std::string& path, const std::vector<TimingRow>& row
       << ',' << r.step_ms << ',' << r.data_wait_ms << ',' << r.h2d_ms << ',' << r.forward_ms << ','
       << r.backward_ms << ',' << r.optimizer_ms << ',' << r.images_per_s << ',' << r.commit << ','
       << r.steps_per_epoch << "\n";
-  data::write_file_atomic(path, s.str());
+  write_file_atomic(path, s.str());
 }
 
 std::vector<TimingRow> read_timing_csv(const std::string& path) {

@@ -1,8 +1,8 @@
 // The device side of kernels/cuda/runtime.h's allocator: the shared caching
-// allocator (engine/caching_allocator.h) over the backend's raw calls, so
+// allocator (base/caching_allocator.h) over the backend's raw calls, so
 // steady-state training never calls cudaMalloc/cudaFree.
-#include "engine/caching_allocator.h"
-#include "engine/tensor.h"
+#include "base/caching_allocator.h"
+#include "base/error.h"
 #include "kernels/cuda/runtime.h"
 
 namespace ctg::cuda {

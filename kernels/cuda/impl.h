@@ -35,7 +35,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/tensor.h"
+#include "base/error.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/gemm.h"
 

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <string>
 
-#include "engine/caching_allocator.h"
+#include "base/caching_allocator.h"
 
 namespace ctg::cuda {
 

@@ -27,7 +27,7 @@
 #include <mutex>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "base/error.h"
 #include "kernels/cuda/emu/streams.h"
 #include "kernels/cuda/runtime.h"
 

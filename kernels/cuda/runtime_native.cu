@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/tensor.h"
+#include "base/error.h"
 #include "kernels/cuda/runtime.h"
 
 #define CTG_CUDA_CHECK(call)                                                                     \

@@ -1,13 +1,13 @@
 // The threshold sweep and the two areas (metrics.h), from one sort by score
-// (eval/sweep.h). Conventions are scikit-learn's; see metrics.h.
+// (metrics/sweep.h). Conventions are scikit-learn's; see metrics.h.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
 
 #include "engine/tensor.h"
-#include "eval/metrics.h"
-#include "eval/sweep.h"
+#include "metrics/metrics.h"
+#include "metrics/sweep.h"
 
 namespace ctg::eval {
 
@@ -17,10 +17,10 @@ namespace {
 
 void check_sample(const Scored& s, size_t i) {
   if (!std::isfinite(s.score))
-    throw Error("eval/metrics.cpp: sample " + std::to_string(i) + ": score " + format_number(s.score) +
+    throw Error("metrics/metrics.cpp: sample " + std::to_string(i) + ": score " + format_number(s.score) +
                 " is not a finite number");
   if (s.label != 0 && s.label != 1)
-    throw Error("eval/metrics.cpp: sample " + std::to_string(i) + ": label " + std::to_string(s.label) +
+    throw Error("metrics/metrics.cpp: sample " + std::to_string(i) + ": label " + std::to_string(s.label) +
                 " is not 0 or 1");
 }
 
@@ -45,10 +45,10 @@ std::vector<Step> descending_steps(const std::vector<Scored>& data) {
 }
 
 void require_both_classes(const std::vector<Step>& steps, const char* what) {
-  if (steps.empty()) throw Error(std::string("eval/metrics.cpp: ") + what + ": no samples");
+  if (steps.empty()) throw Error(std::string("metrics/metrics.cpp: ") + what + ": no samples");
   const int64_t P = steps.back().tp, N = steps.back().fp;
   if (P == 0 || N == 0)
-    throw Error(std::string("eval/metrics.cpp: ") + what + ": all " + std::to_string(P + N) + " samples have label " +
+    throw Error(std::string("metrics/metrics.cpp: ") + what + ": all " + std::to_string(P + N) + " samples have label " +
                 (P == 0 ? "0" : "1") + " (one class only); it needs both classes");
 }
 

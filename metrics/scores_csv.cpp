@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 
 namespace ctg::eval {
 

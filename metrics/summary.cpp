@@ -8,8 +8,8 @@
 #include <string>
 
 #include "engine/tensor.h"
-#include "eval/metrics.h"
-#include "eval/sweep.h"
+#include "metrics/metrics.h"
+#include "metrics/sweep.h"
 
 namespace ctg::eval {
 
@@ -86,7 +86,7 @@ Summary summarize(const std::vector<Scored>& data) {
   const auto steps = detail::descending_steps(data);
   detail::require_both_classes(steps, "summarize");
   if (data.size() >= (size_t{1} << 32))
-    throw Error("eval/summary.cpp: summarize: " + std::to_string(data.size()) +
+    throw Error("metrics/summary.cpp: summarize: " + std::to_string(data.size()) +
                 " samples; the exact comparisons need fewer than 2^32");
   Summary s;
   s.positives = steps.back().tp;

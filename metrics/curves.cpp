@@ -1,17 +1,17 @@
 // ROC, precision–recall and DET curves exactly as scikit-learn returns them
 // (roc_curve with drop_intermediate=False, precision_recall_curve, det_curve
 // of sklearn ≥ 1.7), and their CSV files. All three come from the cumulative
-// counts (tp_k, fp_k) at the distinct scores s_1 > … > s_m (eval/sweep.h),
+// counts (tp_k, fp_k) at the distinct scores s_1 > … > s_m (metrics/sweep.h),
 // with P = tp_m positives and N = fp_m negatives.
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <string>
 
-#include "data/cache.h"
+#include "base/atomic_file.h"
 #include "engine/tensor.h"
-#include "eval/metrics.h"
-#include "eval/sweep.h"
+#include "metrics/metrics.h"
+#include "metrics/sweep.h"
 
 namespace ctg::eval {
 
@@ -82,7 +82,7 @@ std::string row(std::initializer_list<double> values) {
 }
 
 void write_atomically(const std::string& path, const std::string& text) {
-  data::write_file_atomic(path, text);
+  write_file_atomic(path, text);
 }
 
 }  // namespace
@@ -99,7 +99,7 @@ std::vector<std::string> write_curves(const std::vector<Scored>& data, const std
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error("eval/curves.cpp: write_curves: cannot create folder " + dir + ": " + ec.message());
+  if (ec) throw Error("metrics/curves.cpp: write_curves: cannot create folder " + dir + ": " + ec.message());
   const std::filesystem::path d(dir);
   std::vector<std::string> paths;
   const std::pair<const char*, const std::string*> files[] = {

@@ -1,4 +1,4 @@
-// Internal to eval/: the one sort every measure in metrics.h is built on.
+// Internal to metrics/: the one sort every measure in metrics.h is built on.
 //
 // Sorting the (score, label) pairs by decreasing score and walking the
 // distinct scores s_1 > s_2 > … > s_m gives, at threshold s_k (a score ≥ s_k
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/metrics.h"
+#include "metrics/metrics.h"
 
 namespace ctg::eval::detail {
 
