@@ -19,9 +19,7 @@ namespace {
 // With --resume the run's settings come from its config.json; only what does
 // not change the arithmetic may be given again (and --epochs, to extend a run).
 train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd) {
-  const std::string state = train::run_file(cli.out, "last.state.safetensors");
-  if (::access(state.c_str(), F_OK) != 0)
-    throw Error("--resume: " + state + " not found (no finished epoch to continue from)");
+  train::check_resume_state(cli.out, true);  // before config.json: a missing state is the clearer error
   const std::string cfg = train::run_file(cli.out, "config.json");
   train::TrainOptions o = train::options_from_json(train::read_json_file(cfg), cfg);
   const char* allowed[] = {"--out", "--resume", "--epochs", "--device", "--workers", "--pin-memory", "--threads",

@@ -9,6 +9,7 @@
 
 #include "base/atomic_file.h"
 #include "data/cache.h"
+#include "data/cohort.h"  // csv_field
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
@@ -19,6 +20,7 @@
 #include "nets/nets.h"
 #include "train/config.h"
 #include "train/data_source.h"
+#include "train/trainer.h"
 
 namespace ctg::train {
 
@@ -53,31 +55,15 @@ struct StepEvents {
   void mark(int i) { cuda::record_event(e[i], cuda::compute_stream()); }
 };
 
-// The same training slices from either source: the cache's records, or the
-// NIfTI files those records came from, decoded and preprocessed per load.
-std::shared_ptr<const data::Dataset> make_train_dataset(const std::shared_ptr<const data::Cache>& cache,
-                                                        const std::string& source) {
-  auto cached = data::CacheDataset::of_split(cache, data::Split::train);
-  if (source == "cache") return cached;
-  data::PreprocessOptions pre;
-  pre.size = cache->side();
-  return std::make_shared<data::NiftiDataset>(cached->items(), pre);
-}
-
 std::vector<TimingRow> time_combo(const TimingOptions& o, const TimingCombo& c,
                                   const std::shared_ptr<const data::Cache>& cache, const std::string& machine,
                                   const std::string& commit) {
   const Device dev = parse_device(c.device);
-  auto ds = make_train_dataset(cache, c.source);
-  data::LoaderOptions lo;
-  lo.batch_size = o.batch;
-  lo.shuffle = true;
-  lo.seed = o.seed;
-  lo.num_workers = c.workers;
-  lo.pin_memory = c.pin_memory;
-  lo.device = dev;
-  lo.augment.noise_std = 1.0 / 255.0;  // as training does
-  data::DataLoader loader(ds, lo);
+  // The slices and the loader exactly as `ctgrad train` builds them, with its
+  // default noise (1/255).
+  auto ds = training_dataset(cache, c.source);
+  const double noise = TrainOptions().noise;
+  data::DataLoader loader(ds, training_loader_options(o.batch, o.seed, c.workers, c.pin_memory, dev, noise));
   auto net = nets::make_net(o.net, {cache->side(), o.seed, o.net == "resnet18"});
   net->to(dev);
   net->train();
@@ -168,12 +154,6 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   }
   return f;
 }
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return q + "\"";
-}
 const char* kHeader =
     "machine,device,net,batch,size,source,workers,pin_memory,threads,step,step_ms,data_wait_ms,h2d_ms,"
     "forward_ms,backward_ms,optimizer_ms,images_per_s,ctgrad_commit,steps_per_epoch";
@@ -257,7 +237,7 @@ void write_timing_csv(const std::string& path, const std::vector<TimingRow>& row
   s.precision(6);
   s << kHeader << "\n";
   for (const TimingRow& r : rows)
-    s << csv_field(r.machine) << ',' << r.device << ',' << r.net << ',' << r.batch << ',' << r.size << ','
+    s << data::csv_field(r.machine) << ',' << r.device << ',' << r.net << ',' << r.batch << ',' << r.size << ','
       << r.source << ',' << r.workers << ',' << (r.pin_memory ? "on" : "off") << ',' << r.threads << ',' << r.step
       << ',' << r.step_ms << ',' << r.data_wait_ms << ',' << r.h2d_ms << ',' << r.forward_ms << ','
       << r.backward_ms << ',' << r.optimizer_ms << ',' << r.images_per_s << ',' << r.commit << ','

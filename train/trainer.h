@@ -13,15 +13,17 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "train/config.h"
 #include "train/distributed.h"
 #include "train/run.h"
 
 namespace ctg::train {
-
 
 struct TrainHooks {
   // Called after each epoch's files are written (tests throw here to
@@ -51,5 +53,21 @@ struct TrainResult {
 TrainResult run_training(const TrainOptions& o, const TrainHooks& hooks = {},
                          std::shared_ptr<dist::Communicator> comm = nullptr);
 
+// The run folder against --resume: a continuation needs
+// RUN/last.state.safetensors (a finished epoch); a fresh run must not
+// overwrite one. Throws ctg::Error naming --resume or --out. run_training
+// calls it first; `ctgrad train --resume` too, before it reads config.json.
+void check_resume_state(const std::string& out, bool resume);
+
+// The training slices from `source`: "cache", the cache's train records, or
+// "nifti", the same records decoded and preprocessed from their volumes on
+// every load (the timing study's comparison).
+std::shared_ptr<const data::Dataset> training_dataset(const std::shared_ptr<const data::Cache>& cache,
+                                                      const std::string& source);
+
+// The training loader: batches of `batch`, shuffled per epoch from `seed`,
+// Gaussian noise of std `noise_std` on each image (train/config.h, --noise).
+data::LoaderOptions training_loader_options(int64_t batch, uint64_t seed, int workers, bool pin_memory,
+                                            Device device, double noise_std);
 
 }  // namespace ctg::train
