@@ -19,11 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE=${SIZE:-64}
-DEVICE=${DEVICE:-auto}
-WEIGHTS=${WEIGHTS:-}
 OUT=${OUT:-runs/demo}
-BUILD=${BUILD:-build}
+source scripts/common.sh  # SIZE, DEVICE, WEIGHTS, BUILD, CTGRAD; step, make_cohort, resolve_imagenet_weights
 if [ "$SIZE" -ge 512 ]; then
   PATIENTS=${PATIENTS:-90}; MATRIX=${MATRIX:-512}; SLICES=${SLICES:-40}
   EPOCHS_SMALL=${EPOCHS:-30}; EPOCHS_RESNET=${EPOCHS:-30}
@@ -31,20 +28,9 @@ else
   PATIENTS=${PATIENTS:-50}; MATRIX=${MATRIX:-128}; SLICES=${SLICES:-32}
   EPOCHS_SMALL=${EPOCHS:-16}; EPOCHS_RESNET=${EPOCHS:-10}
 fi
-CTGRAD="$BUILD/ctgrad"
 COHORT="$OUT/cohort_${MATRIX}"
 RUNS="$OUT/${SIZE}px"   # runs of another input size never mix with these
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}  # robust when other processes share the cores
-t_start=$(date +%s)
-step() { echo; echo "== [$(( $(date +%s) - t_start ))s] $*"; }
-
-mkdir -p "$OUT"
-step "1. synthetic cohort: $PATIENTS patients per grade CT-0..CT-4, ${MATRIX}² × $SLICES slices"
-if [ -f "$COHORT/synth.csv" ]; then
-  echo "reusing $COHORT (delete it to regenerate)"
-else
-  "$CTGRAD" synth --out "$COHORT" --patients "$PATIENTS" --size "$MATRIX" --slices "$SLICES" --seed 1 | tail -n 3
-fi
+make_cohort
 
 # train NAME RUN EPOCHS [extra flags]: a run with a committed epoch is resumed
 # (a finished one just re-scores its validation patients).
@@ -68,13 +54,8 @@ step "train cnn2"; train cnn2 "$RUNS/cnn2" "$EPOCHS_SMALL"; runs+=("$RUNS/cnn2")
 step "train resnet18"; train resnet18 "$RUNS/resnet18" "$EPOCHS_RESNET"; runs+=("$RUNS/resnet18")
 if [ -n "$WEIGHTS" ]; then
   step "train resnet18* from $WEIGHTS"
-  init="$WEIGHTS"
-  case "$WEIGHTS" in
-    *.pth|*.pt)
-      init="$OUT/resnet18_imagenet.safetensors"
-      [ -f "$init" ] || "$CTGRAD" import --from "$WEIGHTS" --net resnet18 --out "$init" --conv1 sum | tail -n 3 ;;
-  esac
-  train resnet18 "$RUNS/resnet18_imagenet" "$EPOCHS_RESNET" --init "$init"; runs+=("$RUNS/resnet18_imagenet")
+  resolve_imagenet_weights
+  train resnet18 "$RUNS/resnet18_imagenet" "$EPOCHS_RESNET" --init "$IMAGENET_INIT"; runs+=("$RUNS/resnet18_imagenet")
 else
   echo
   echo "note: no WEIGHTS given, so ResNet18* (ImageNet initialisation) is left out and three nets are trained;"

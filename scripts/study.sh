@@ -21,11 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE=${SIZE:-64}
-DEVICE=${DEVICE:-auto}
-WEIGHTS=${WEIGHTS:-}
 OUT=${OUT:-runs/study}
-BUILD=${BUILD:-build}
+source scripts/common.sh  # SIZE, DEVICE, WEIGHTS, BUILD, CTGRAD; step, make_cohort, resolve_imagenet_weights
 NETS=${NETS:-dense20,dense50,dense100,dense100x100,cnn1,cnn2,resnet18}
 if [ "$SIZE" -ge 512 ]; then
   PATIENTS=${PATIENTS:-114}; MATRIX=${MATRIX:-512}; SLICES=${SLICES:-40}; PER_CLASS=${PER_CLASS:-226}
@@ -34,20 +31,9 @@ else
   PATIENTS=${PATIENTS:-50}; MATRIX=${MATRIX:-128}; SLICES=${SLICES:-32}; PER_CLASS=${PER_CLASS:-0}
   LRS=${LRS:-1e-3,1e-4}; OPTIMIZERS=${OPTIMIZERS:-adam}; EPOCHS=${EPOCHS:-6}; BATCH=${BATCH:-15}
 fi
-CTGRAD="$BUILD/ctgrad"
 COHORT="$OUT/cohort_${MATRIX}"
 STUDY="$OUT/${SIZE}px"
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}  # robust when other processes share the cores
-t_start=$(date +%s)
-step() { echo; echo "== [$(( $(date +%s) - t_start ))s] $*"; }
-
-mkdir -p "$OUT"
-step "1. synthetic cohort: $PATIENTS patients per grade CT-0..CT-4, ${MATRIX}² × $SLICES slices"
-if [ -f "$COHORT/synth.csv" ]; then
-  echo "reusing $COHORT (delete it to regenerate)"
-else
-  "$CTGRAD" synth --out "$COHORT" --patients "$PATIENTS" --size "$MATRIX" --slices "$SLICES" --seed 1 | tail -n 3
-fi
+make_cohort
 
 # The own-scan check: a volume from outside the cohort (another synthetic
 # seed; its true grade is its folder), or OWN_SCAN=my_ct.nii.gz.
@@ -60,13 +46,8 @@ fi
 
 init=()
 if [ -n "$WEIGHTS" ]; then
-  w="$WEIGHTS"
-  case "$WEIGHTS" in
-    *.pth|*.pt)
-      w="$OUT/resnet18_imagenet.safetensors"
-      [ -f "$w" ] || "$CTGRAD" import --from "$WEIGHTS" --net resnet18 --out "$w" --conv1 sum | tail -n 3 ;;
-  esac
-  init=(--init-resnet18 "$w")
+  resolve_imagenet_weights
+  init=(--init-resnet18 "$IMAGENET_INIT")
 fi
 
 step "2. ctgrad study: nets $NETS × lrs $LRS × $OPTIMIZERS, $EPOCHS epochs, ${SIZE}² inputs"
