@@ -17,7 +17,8 @@
 // the implicit GEMMs of conv2d_tc.cu (tensor cores, the unfold folded into the
 // tile staging, no scratch); the bias parts stay here.
 //
-// The cases DESIGN.md flags:
+// The shapes a plain port would serve badly (the C = 1 stem and the weight
+// gradient need their own paths):
 //  - The C = 1 stem (7×7, K = 49): im2col turns it into an ordinary GEMM with
 //    K = 49 (three full 16-wide K steps and a partial one staged as zeros) and a
 //    huge N = P, so the forward fills the GPU by itself.
