@@ -11,6 +11,7 @@
 #include "engine/optim.h"
 #include "engine/parallel.h"
 #include "engine/trace.h"
+#include "kernels/cpu_impl.h"
 #include "kernels/cuda/impl.h"
 #include "kernels/cuda/runtime.h"
 #include "nets/nets.h"
@@ -21,6 +22,7 @@ namespace {
 struct StepArgs {
   std::string net = "cnn2", device = "cpu", optimizer = "adam";
   std::string gemm_impl = "native", conv_impl = "native", precision;
+  std::string cpu_kernels;  // reference|tuned; empty: CTGRAD_CPU_KERNELS, else tuned
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
   bool trace = false, allow_tf32 = false;
@@ -32,6 +34,8 @@ void bench_step(const StepArgs& a) {
   kernels::set_conv_impl(kernels::parse_conv_impl(a.conv_impl));
   if (a.allow_tf32) kernels::set_allow_tf32(true);  // else the default (CTGRAD_ALLOW_TF32, off)
   if (!a.precision.empty()) kernels::set_precision(kernels::parse_precision(a.precision));  // else CTGRAD_PRECISION
+  kernels::set_cpu_impl(a.cpu_kernels.empty() ? kernels::cpu_impl()
+                                              : kernels::parse_cpu_impl(a.cpu_kernels, "--cpu-kernels"));
   set_num_threads(a.threads);
   auto model = nets::make_net(a.net, {a.size, 1, false});
   model->to(dev);
@@ -104,6 +108,9 @@ static Registrar reg([](CLI::App& app) {
                    "fp32|tf32: our CUDA GEMMs and convolutions in FP32 (SIMT) or TF32 (tensor cores); "
                    "default CTGRAD_PRECISION, else fp32")
       ->check(CLI::IsMember({"fp32", "tf32"}));
+  step->add_option("--cpu-kernels", a->cpu_kernels,
+                   "reference|tuned: the CPU kernels' plain reference loops or the tuned ones (kernels/cpu_impl.h; "
+                   "default CTGRAD_CPU_KERNELS, else tuned)");
   step->add_flag("--trace", a->trace,
                  "print (to stderr) the trace of the first step: each forward op, each backward node and its "
                  "kernels, the optimiser step (the table of `ctgrad trace`)");

@@ -7,6 +7,7 @@
 
 #include "apps/commands.h"
 #include "apps/progress.h"
+#include "kernels/cpu_impl.h"
 #include "train/evaluate.h"
 #include "train/run.h"
 #include "train/distributed.h"
@@ -23,14 +24,14 @@ train::TrainOptions resume_options(const train::TrainOptions& cli, CLI::App* cmd
   const std::string cfg = train::run_file(cli.out, "config.json");
   train::TrainOptions o = train::options_from_json(train::read_json_file(cfg), cfg);
   const char* allowed[] = {"--out", "--resume", "--epochs", "--device", "--workers", "--pin-memory", "--threads",
-                           "--source", "--distributed"};
+                           "--source", "--distributed", "--cpu-kernels"};
   for (const CLI::Option* opt : cmd->get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     bool ok = false;
     for (const char* a : allowed) ok = ok || opt->get_name() == a;
     if (!ok)
       throw Error(opt->get_name() + ": a resumed run keeps the settings in " + cfg +
-                  " (only --epochs, --device, --workers, --pin-memory, --threads, --source and --distributed may be given)");
+                  " (only --epochs, --device, --workers, --pin-memory, --threads, --source, --distributed and --cpu-kernels may be given)");
   }
   o.out = cli.out;
   o.resume = true;
@@ -126,7 +127,13 @@ static Registrar reg([](CLI::App& app) {
                 "`mpirun -np N ctgrad train ...`; each rank takes its shard of every batch, gradients are summed)");
   cmd->add_flag("--sync-bn", o->sync_bn,
                 "in a multi-rank run, BatchNorm statistics of the whole batch across ranks (default: per rank, as DDP)");
-  cmd->callback([o, cmd]() {
+  auto cpu_kernels = std::make_shared<std::string>();
+  cmd->add_option("--cpu-kernels", *cpu_kernels,
+                  "reference|tuned: the CPU kernels' plain reference loops or the tuned ones (kernels/cpu_impl.h; "
+                  "default CTGRAD_CPU_KERNELS, else tuned); not recorded in the run");
+  cmd->callback([o, cmd, cpu_kernels]() {
+    kernels::set_cpu_impl(cpu_kernels->empty() ? kernels::cpu_impl()
+                                               : kernels::parse_cpu_impl(*cpu_kernels, "--cpu-kernels"));
     for (const char* flag : {"--seed", "--split-seed"})
       if (cmd->count(flag) && cmd->get_option(flag)->as<std::string>().rfind('-', 0) == 0)
         throw Error(std::string(flag) + ": must be ≥ 0");

@@ -1,7 +1,8 @@
 // add — y = a + b (same shape);  dL/da = dL/db = dL/dy
 // Nothing is saved for backward. add_backward_cpu is also the engine's
 // "accumulate a gradient" primitive (g += gy).
-// CPU reference: kernels/cpu/add.cpp.  CUDA: kernels/cuda/add.cu (float32).
+// Implementations: reference kernels/cpu/add.cpp (no tuned CPU variant: one
+// vectorised pass is already memory-bound); CUDA kernels/cuda/add.cu (float32).
 #pragma once
 #include <cstdint>
 

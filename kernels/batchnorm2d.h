@@ -27,8 +27,10 @@
 // Sums are accumulated in double per channel, in one pass for Σx and Σx²
 // (shifted by the channel's first value against cancellation), so the
 // forward reads x twice and the backward reads x and gy twice.
-// CPU reference: kernels/cpu/batchnorm2d.cpp (OpenMP over channels).
-// CUDA: kernels/cuda/batchnorm2d.cu (float32; one block per channel for the sums).
+// Implementations: reference kernels/cpu/batchnorm2d.cpp (OpenMP over channels;
+// no tuned CPU variant: it already reads each tensor the fewest times the
+// sums allow); CUDA kernels/cuda/batchnorm2d.cu (float32; one block per
+// channel for the sums) and batchnorm2d_split.cu (below).
 #pragma once
 #include <cstdint>
 

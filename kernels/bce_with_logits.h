@@ -3,7 +3,8 @@
 // which equals −[y log σ(z) + (1−y) log(1−σ(z))] without overflow for large |z|.
 //   dL/dz_i = (σ(z_i) − y_i) / N
 // Saved for backward: z and y. Targets get no gradient.
-// CPU reference: kernels/cpu/bce_with_logits.cpp.  CUDA: kernels/cuda/bce_with_logits.cu.
+// Implementations: reference kernels/cpu/bce_with_logits.cpp (no tuned CPU
+// variant: N is the batch size); CUDA kernels/cuda/bce_with_logits.cu.
 #pragma once
 #include <cstdint>
 

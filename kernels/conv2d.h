@@ -3,6 +3,12 @@
 //   OH = (H + 2·PH − KH)/SH + 1,  OW = (W + 2·PW − KW)/SW + 1   (floor division)
 //   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x[n,c, i·SH+p−PH, j·SW+q−PW]
 //   (x outside [0,H)×[0,W) reads as zero: zero padding)
+// and backward, the same sums read the other way (each x·W product of the
+// forward passes dL/dy[n,o,i,j] back to both of its factors):
+//   dL/dW[o,c,p,q] += Σ_{n,i,j} dL/dy[n,o,i,j] · x[n,c, i·SH+p−PH, j·SW+q−PW]
+//   dL/dx[n,c, i·SH+p−PH, j·SW+q−PW] += W[o,c,p,q] · dL/dy[n,o,i,j]  for every n,o,i,j,c,p,q
+//                                        (padding positions get nothing)
+//   dL/db[o] += Σ_{n,i,j} dL/dy[n,o,i,j]
 //
 // As a matrix product (im2col): with K = C·KH·KW and P = OH·OW, unfold each
 // image into cols [K,P], cols[(c,p,q),(i,j)] = x[n,c, i·SH+p−PH, j·SW+q−PW], then
@@ -15,8 +21,12 @@
 // Saved for backward: x and W (cols are recomputed, not stored).
 // Backward accumulates (+=) into gx, gw, gb; any of them may be nullptr when
 // that gradient is not needed.
-// CPU reference: kernels/cpu/conv2d.cpp (im2col + OpenBLAS GEMM).
-// CUDA: kernels/cuda/conv2d.cu (conv2d_forward_cuda, conv2d_backward_cuda).
+// Implementations (the first is the one to read; the others are tested against it):
+//   reference  kernels/cpu/conv2d.cpp        the plain loops over the sums above
+//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im
+//   CUDA       kernels/cuda/conv2d.cu        im2col + our SGEMM (tf32: conv2d_tc.cu)
+// conv2d_forward_cpu / conv2d_backward_cpu run the reference or the tuned CPU
+// kernel, as kernels/cpu_impl.h selects (default tuned).
 #pragma once
 #include <cstdint>
 
@@ -30,7 +40,25 @@ struct Conv2dDims {
   int64_t OH, OW;        // output spatial size ≥ 1
 };
 
-// How the CPU kernel cuts the work into im2col tiles (see kernels/cpu/conv2d.cpp).
+// One output side: ⌊(in + 2·pad − kernel)/stride⌋ + 1 (PyTorch, dilation 1).
+// Floor division, so a kernel that does not fit the padded input gives ≤ 0.
+inline int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
+  const int64_t span = in + 2 * pad - kernel;
+  return (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
+}
+// The dims of a convolution with OH, OW filled in.
+inline Conv2dDims conv2d_dims(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+                              int64_t SH, int64_t SW, int64_t PH, int64_t PW) {
+  return {N, C, H, W, O, KH, KW, SH, SW, PH, PW, conv2d_output_size(H, KH, SH, PH),
+          conv2d_output_size(W, KW, SW, PW)};
+}
+// 1×1, stride 1, no padding: cols is the image itself (K = C, P = H·W), so the
+// im2col products read and write the tensors in place.
+inline bool conv2d_is_pointwise(const Conv2dDims& d) {
+  return d.KH == 1 && d.KW == 1 && d.SH == 1 && d.SW == 1 && d.PH == 0 && d.PW == 0;
+}
+
+// Tuned CPU (kernels/cpu/conv2d_tuned.cpp): how it cuts the work into im2col tiles.
 // The defaults are tuned for ResNet18 on 2 cores; tests shrink them to run
 // every path (several groups, one-row bands, partial bands) on small shapes.
 struct Conv2dCpuTuning {
@@ -38,6 +66,8 @@ struct Conv2dCpuTuning {
   int64_t max_scratch = int64_t(1) << 24;  // elements of im2col scratch (64 MiB in float)
 };
 
+// The entry points the engine calls: the reference or the tuned kernel, as
+// kernels/cpu_impl.h selects. `tune` only matters to the tuned one.
 template <typename T>
 void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
                         const Conv2dCpuTuning& tune = {});
@@ -45,6 +75,22 @@ template <typename T>
 void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                          const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
 
+// 1. Reference (kernels/cpu/conv2d.cpp): the sums above, one term at a time.
+template <typename T>
+void conv2d_forward_cpu_reference(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
+template <typename T>
+void conv2d_backward_cpu_reference(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
+                                   const Conv2dDims& d);
+
+// 2. Tuned CPU (kernels/cpu/conv2d_tuned.cpp): im2col + OpenBLAS, tiled by `tune`.
+template <typename T>
+void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
+                              const Conv2dCpuTuning& tune = {});
+template <typename T>
+void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
+                               const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
+
+// 3. CUDA.
 // How the CUDA kernel batches images (kernels/cuda/conv2d.cu): each group's
 // im2col columns fit in max_scratch floats of device memory. Tests shrink it to
 // run several groups on small shapes.

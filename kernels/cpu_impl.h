@@ -13,7 +13,7 @@
 #pragma once
 #include <string>
 
-#include "engine/tensor.h"  // ctg::Error
+#include "base/error.h"
 
 namespace ctg::kernels {
 

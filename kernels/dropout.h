@@ -2,7 +2,8 @@
 // The keep decision for element i is a pure function of (seed, i): a
 // counter-based hash (splitmix64), so CPU and GPU, any thread split, give the
 // same mask. Saved for backward: nothing but (seed, p) — the mask is recomputed.
-// CPU reference: kernels/cpu/dropout.cpp.  CUDA: kernels/cuda/dropout.cu (float32).
+// Implementations: reference kernels/cpu/dropout.cpp (no tuned CPU variant);
+// CUDA kernels/cuda/dropout.cu (float32).
 #pragma once
 #include <cstdint>
 

@@ -5,8 +5,9 @@
 // Backward: only the winner moves the max, so
 //   gx[n,c, argmax[n,c]] += gy[n,c]
 // Saved for backward: argmax only (int32 index into the H·W plane).
-// CPU reference: kernels/cpu/global_maxpool.cpp (OpenMP over the N·C planes).
-// CUDA: kernels/cuda/global_maxpool.cu (float32; one block per plane).
+// Implementations: reference kernels/cpu/global_maxpool.cpp (OpenMP over the
+// N·C planes; no tuned CPU variant); CUDA kernels/cuda/global_maxpool.cu
+// (float32; one block per plane).
 #pragma once
 #include <cstdint>
 

@@ -5,7 +5,8 @@
 //   g ← g + λ·p;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //   p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
 // adamw_update (decoupled decay): p ← p·(1 − lr·λ) first, then Adam without λ.
-// CPU reference: kernels/cpu/optim.cpp.  CUDA: kernels/cuda/optim.cu (float32).
+// Implementations: reference kernels/cpu/optim.cpp (no tuned CPU variant: one
+// pass over p, g and the state); CUDA kernels/cuda/optim.cu (float32).
 #pragma once
 #include <cstdint>
 

@@ -1,6 +1,7 @@
 // relu — y = max(x, 0) (NaN propagates, as torch.relu);  dL/dx = dL/dy · [y > 0]
 // Saved for backward: the output y (the mask is y > 0; x itself can be freed).
-// CPU reference: kernels/cpu/relu.cpp.  CUDA: kernels/cuda/relu.cu (float32).
+// Implementations: reference kernels/cpu/relu.cpp (no tuned CPU variant);
+// CUDA kernels/cuda/relu.cu (float32).
 #pragma once
 #include <cstdint>
 

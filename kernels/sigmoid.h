@@ -1,6 +1,7 @@
 // sigmoid — y = 1 / (1 + e^−x);  dL/dx = dL/dy · y·(1 − y)
 // Saved for backward: the output y.
-// CPU reference: kernels/cpu/sigmoid.cpp.  CUDA: kernels/cuda/sigmoid.cu (float32).
+// Implementations: reference kernels/cpu/sigmoid.cpp (no tuned CPU variant);
+// CUDA kernels/cuda/sigmoid.cu (float32).
 #pragma once
 #include <cstdint>
 

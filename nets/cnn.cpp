@@ -1,13 +1,16 @@
 #include "nets/cnn.h"
 
+#include "kernels/conv2d.h"
+#include "kernels/maxpool2d.h"
+
 namespace ctg::nets {
 
 static const int64_t kStride[3] = {3, 2, 2};
 
 int64_t CNN::feature_side(int64_t s) {
   for (int64_t st : kStride) {
-    s = (s + 2 * 3 - 5) / st + 1;  // conv k5 p3
-    s = s / 2;                      // maxpool 2
+    s = kernels::conv2d_output_size(s, 5, st, 3);     // conv k5 p3
+    s = kernels::maxpool2d_output_size(s, 2, 2, 0);  // maxpool 2
   }
   return s;
 }
@@ -22,6 +25,7 @@ CNN::CNN(int64_t size, std::array<int64_t, 3> ch, int64_t hidden, Generator& gen
     std::string k = std::to_string(i + 1);
     conv_[i] = register_module("conv" + k, std::make_shared<Conv2d>(in, ch[i], 5, kStride[i], 3, false, gen));
     bn_[i] = register_module("bn" + k, std::make_shared<BatchNorm2d>(ch[i]));
+    bn_[i]->fuse_relu = true;  // relu(bn(·)) in one op while training
     in = ch[i];
   }
   fc1_ = register_module("fc1", std::make_shared<Linear>(ch[2] * side * side, hidden, true, gen));

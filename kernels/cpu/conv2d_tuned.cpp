@@ -1,0 +1,274 @@
+// Tuned CPU conv2d (see kernels/conv2d.h; the plain loops it is tested against
+// are kernels/cpu/conv2d.cpp): im2col + OpenBLAS GEMM, col2im for the input gradient.
+//
+// The work is cut into tiles; each tile unfolds into one scratch matrix
+// cols [K, ld] and takes one GEMM per product:
+//  - small images (16×16 .. 32×32 with K = C·9 large): a tile is a group of
+//    whole images side by side (image k in columns k·P .. k·P+P−1). One image
+//    alone makes a thin GEMM that runs below peak and re-reads all of dW per
+//    image; the group's wide GEMM W[O,K]·cols[K,G·P] -> [O,G·P] is scattered
+//    back to NCHW afterwards (cheap next to the 2·K flops per output element).
+//  - large images (OH·OW ≥ tune.wide_below): a tile is one image, or a band of
+//    its output rows when the image's columns exceed tune.max_scratch. Bands
+//    only bound the memory: every tile costs two OpenMP regions and a few
+//    GEMM calls, each a barrier, and on a loaded 2-core machine small
+//    (cache-sized) bands measured up to 5× slower than whole images.
+// The scratch is at most tune.max_scratch elements (64 MiB in float).
+// im2col/col2im run on OpenMP; GEMMs are never called inside an OpenMP region
+// (OpenBLAS threads itself, on the same OpenMP pool: CMakeLists.txt).
+#include "kernels/conv2d.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+
+namespace ctg::kernels {
+namespace {
+
+// One grow-only buffer per thread and type, reused across calls: allocating
+// megabytes per call would cost page faults on every training step.
+template <typename T>
+T* scratch(int64_t n) {
+  thread_local std::vector<T> buf;
+  if ((int64_t)buf.size() < n) {
+    buf = std::vector<T>();  // free the old one first: keeps peak memory low
+    buf.resize((size_t)n);
+  }
+  return buf.data();
+}
+
+// Below this many elements of work a loop runs on the calling thread: waking
+// the team costs more than it saves (and gradchecks call tiny convs thousands of times).
+constexpr int64_t kParallelMin = int64_t(1) << 15;
+
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Output columns j whose input column j·S + q − pad lies in [0, W): [lo, hi).
+// Computed once per kernel column q, so the inner loops carry no bounds test.
+struct Range {
+  int64_t lo, hi;
+};
+inline Range valid_range(int64_t q, int64_t S, int64_t pad, int64_t W, int64_t OW) {
+  const int64_t lo = std::min(OW, std::max<int64_t>(0, floor_div(pad - q + S - 1, S)));
+  const int64_t hi = std::min(OW, floor_div(W - 1 + pad - q, S) + 1);
+  return {lo, std::max(lo, hi)};
+}
+
+// A tile: images n0 .. n0+g−1, output rows i0 .. i1−1 of each (g > 1 only
+// with whole images). Its columns: image k, row i, column j at k·(i1−i0)·OW + (i−i0)·OW + j.
+struct Tile {
+  int64_t n0, g, i0, i1;
+};
+struct Plan {
+  int64_t K, P;
+  bool wide;           // tiles are groups of whole images
+  int64_t step;        // images per group (wide) or output rows per tile
+  int64_t scratch;     // elements: cols [K, ld] (+ the wide GEMM's output [O, ld])
+};
+Plan make_plan(const Conv2dDims& d, const Conv2dCpuTuning& tune) {
+  Plan pl{d.C * d.KH * d.KW, d.OH * d.OW, false, 1, 0};
+  pl.wide = pl.P < tune.wide_below;
+  if (pl.wide) {
+    const int64_t per_image = (pl.K + d.O) * pl.P;
+    const int64_t gmax = std::max<int64_t>(1, std::min(d.N, tune.max_scratch / per_image));
+    const int64_t groups = std::max<int64_t>(1, (d.N + gmax - 1) / gmax);
+    pl.step = std::max<int64_t>(1, (d.N + groups - 1) / groups);  // balanced groups
+    pl.scratch = per_image * pl.step;
+  } else {
+    // Balanced bands: as few as fit in max_scratch, of equal height.
+    const int64_t rows_max = std::max<int64_t>(1, std::min(d.OH, tune.max_scratch / (pl.K * d.OW)));
+    const int64_t bands = (d.OH + rows_max - 1) / rows_max;
+    pl.step = (d.OH + bands - 1) / bands;
+    pl.scratch = pl.K * pl.step * d.OW;
+  }
+  return pl;
+}
+template <typename F>
+void for_each_tile(const Plan& pl, const Conv2dDims& d, F&& f) {
+  if (pl.wide) {
+    for (int64_t n0 = 0; n0 < d.N; n0 += pl.step) f(Tile{n0, std::min(pl.step, d.N - n0), 0, d.OH});
+    return;
+  }
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t i0 = 0; i0 < d.OH; i0 += pl.step) f(Tile{n, 1, i0, std::min(d.OH, i0 + pl.step)});
+}
+
+// cols[K, ld] ← unfold of the tile; x points at image n0. An orphaned
+// `omp for`: called inside a parallel region it shares the rows among the team.
+template <typename T>
+void im2col(const T* __restrict__ x, T* __restrict__ cols, const Tile& t, const Conv2dDims& d) {
+  const int64_t K = d.C * d.KH * d.KW, bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
+#pragma omp for collapse(2) schedule(static)
+  for (int64_t r = 0; r < K; ++r)
+    for (int64_t k = 0; k < t.g; ++k) {
+      const int64_t c = r / (d.KH * d.KW), p = (r / d.KW) % d.KH, q = r % d.KW;
+      const T* xc = x + (k * d.C + c) * d.H * d.W;
+      const Range jr = valid_range(q, d.SW, d.PW, d.W, d.OW);
+      const int64_t n = jr.hi - jr.lo;
+      for (int64_t i = t.i0; i < t.i1; ++i) {
+        T* row = cols + r * ld + k * bp + (i - t.i0) * d.OW;
+        const int64_t h = i * d.SH + p - d.PH;
+        if (h < 0 || h >= d.H || n == 0) {
+          std::fill(row, row + d.OW, T(0));
+          continue;
+        }
+        std::fill(row, row + jr.lo, T(0));
+        const T* src = xc + h * d.W + (jr.lo * d.SW + q - d.PW);
+        if (d.SW == 1) {
+          std::copy(src, src + n, row + jr.lo);
+        } else {
+          for (int64_t j = 0; j < n; ++j) row[jr.lo + j] = src[j * d.SW];
+        }
+        std::fill(row + jr.hi, row + d.OW, T(0));
+      }
+    }
+}
+
+// gx += fold of the tile's gcols; gx points at image n0. Parallel over input
+// rows (k,c,h): each gathers the (p, i) pairs with i·SH + p − PH = h, so no two
+// threads write the same pixel, and C = 1 still splits across threads.
+template <typename T>
+void col2im_add(const T* __restrict__ gcols, T* __restrict__ gx, const Tile& t, const Conv2dDims& d) {
+  const int64_t K = d.C * d.KH * d.KW, bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
+  // Input rows the tile's output rows read: [i0·SH − PH, (i1−1)·SH − PH + KH).
+  const int64_t h0 = std::max<int64_t>(0, t.i0 * d.SH - d.PH);
+  const int64_t h1 = std::min(d.H, (t.i1 - 1) * d.SH - d.PH + d.KH);
+  if (h1 <= h0) return;  // the tile only reads padding
+#pragma omp parallel for collapse(3) schedule(static) if (K * ld >= kParallelMin)
+  for (int64_t k = 0; k < t.g; ++k)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t h = h0; h < h1; ++h) {
+        T* __restrict__ gxrow = gx + ((k * d.C + c) * d.H + h) * d.W;
+        for (int64_t p = 0; p < d.KH; ++p) {
+          const int64_t s = h + d.PH - p;
+          if (s < 0 || s % d.SH != 0 || s / d.SH < t.i0 || s / d.SH >= t.i1) continue;
+          const int64_t i = s / d.SH;
+          for (int64_t q = 0; q < d.KW; ++q) {
+            const Range jr = valid_range(q, d.SW, d.PW, d.W, d.OW);
+            const T* __restrict__ src =
+                gcols + ((c * d.KH + p) * d.KW + q) * ld + k * bp + (i - t.i0) * d.OW + jr.lo;
+            T* __restrict__ dst = gxrow + (jr.lo * d.SW + q - d.PW);
+            const int64_t n = jr.hi - jr.lo;
+            if (d.SW == 1) {
+              for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
+            } else {
+              for (int64_t j = 0; j < n; ++j) dst[j * d.SW] += src[j];
+            }
+          }
+        }
+      }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
+                              const Conv2dCpuTuning& tune) {
+  const Plan pl = make_plan(d, tune);
+  const int64_t K = pl.K, P = pl.P, O = d.O;
+  if (conv2d_is_pointwise(d)) {
+    // cols is the image [C,P] itself: y[n] = W·x[n] on top of the bias, no copy.
+    for (int64_t n = 0; n < d.N; ++n) {
+      T* yn = y + n * O * P;
+      if (b)
+        for (int64_t o = 0; o < O; ++o) std::fill(yn + o * P, yn + (o + 1) * P, b[o]);
+      cpu::gemm(false, false, O, P, K, T(1), w, K, x + n * K * P, P, b ? T(1) : T(0), yn, P);
+    }
+    return;
+  }
+  T* cols = scratch<T>(pl.scratch);
+  for_each_tile(pl, d, [&](const Tile& t) {
+    const int64_t bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
+    T* yt = y + t.n0 * O * P + t.i0 * d.OW;  // the tile's first output, row stride P
+#pragma omp parallel if (K * ld >= kParallelMin)
+    {
+      im2col(x + t.n0 * d.C * d.H * d.W, cols, t, d);
+      if (b && t.g == 1) {  // the GEMM below adds onto the bias (beta = 1)
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < O; ++o) std::fill(yt + o * P, yt + o * P + bp, b[o]);
+      }
+    }
+    if (t.g == 1) {
+      cpu::gemm(false, false, O, bp, K, T(1), w, K, cols, ld, b ? T(1) : T(0), yt, P);
+      return;
+    }
+    T* out = cols + K * ld;  // [O, g·P], then scattered to y[n0+k, o]
+    cpu::gemm(false, false, O, ld, K, T(1), w, K, cols, ld, T(0), out, ld);
+#pragma omp parallel for collapse(2) schedule(static) if (O * ld >= kParallelMin)
+    for (int64_t k = 0; k < t.g; ++k)
+      for (int64_t o = 0; o < O; ++o) {
+        const T bias = b ? b[o] : T(0);
+        const T* src = out + o * ld + k * P;
+        T* dst = yt + (k * O + o) * P;
+        for (int64_t j = 0; j < P; ++j) dst[j] = src[j] + bias;
+      }
+  });
+}
+
+template <typename T>
+void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
+                               const Conv2dDims& d, const Conv2dCpuTuning& tune) {
+  const Plan pl = make_plan(d, tune);
+  const int64_t K = pl.K, P = pl.P, O = d.O;
+  if (gb) {
+    // dL/db[o] = Σ_{n,i,j} gy[n,o,i,j]; the simd reduction lets the sum vectorise.
+#pragma omp parallel for schedule(static) if (d.N * O * P >= kParallelMin)
+    for (int64_t o = 0; o < O; ++o) {
+      T s = 0;
+      for (int64_t n = 0; n < d.N; ++n) {
+        const T* row = gy + (n * O + o) * P;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < P; ++j) s += row[j];
+      }
+      gb[o] += s;
+    }
+  }
+  if (!gx && !gw) return;
+  if (conv2d_is_pointwise(d)) {
+    // cols = x[n] and dcols = dx[n]: both GEMMs read and write the tensors in place.
+    for (int64_t n = 0; n < d.N; ++n) {
+      const T* gyn = gy + n * O * P;
+      if (gw) cpu::gemm(false, true, O, K, P, T(1), gyn, P, x + n * K * P, P, T(1), gw, K);
+      if (gx) cpu::gemm(true, false, K, P, O, T(1), w, K, gyn, P, T(1), gx + n * K * P, P);
+    }
+    return;
+  }
+  T* cols = scratch<T>(pl.scratch);
+  for_each_tile(pl, d, [&](const Tile& t) {
+    const int64_t bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
+    // The tile's output gradient as a [O, ld] matrix: in place (row stride P)
+    // for one image, gathered side by side for a group.
+    const T* gyt = gy + t.n0 * O * P + t.i0 * d.OW;
+    int64_t ldg = P;
+    T* gathered = t.g > 1 ? cols + K * ld : nullptr;
+#pragma omp parallel if (K * ld >= kParallelMin)
+    {
+      if (gathered) {
+#pragma omp for collapse(2) schedule(static) nowait
+        for (int64_t k = 0; k < t.g; ++k)
+          for (int64_t o = 0; o < O; ++o)
+            std::copy(gyt + (k * O + o) * P, gyt + (k * O + o + 1) * P, gathered + o * ld + k * P);
+      }
+      if (gw) im2col(x + t.n0 * d.C * d.H * d.W, cols, t, d);
+    }
+    if (gathered) gyt = gathered, ldg = ld;
+    // dW += gy · colsᵀ  (inner dimension: the tile's output pixels).
+    if (gw) cpu::gemm(false, true, O, K, ld, T(1), gyt, ldg, cols, ld, T(1), gw, K);
+    if (!gx) return;
+    // cols is free again: dcols = Wᵀ · gy overwrites it, then folds into gx.
+    cpu::gemm(true, false, K, ld, O, T(1), w, K, gyt, ldg, T(0), cols, ld);
+    col2im_add(cols, gx + t.n0 * d.C * d.H * d.W, t, d);
+  });
+}
+
+#define CTG_CONV2D_INSTANTIATE(T)                                                                        \
+  template void conv2d_forward_cpu_tuned<T>(const T*, const T*, const T*, T*, const Conv2dDims&,         \
+                                            const Conv2dCpuTuning&);                                     \
+  template void conv2d_backward_cpu_tuned<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dDims&, \
+                                             const Conv2dCpuTuning&);
+CTG_CONV2D_INSTANTIATE(float)
+CTG_CONV2D_INSTANTIATE(double)
+#undef CTG_CONV2D_INSTANTIATE
+
+}  // namespace ctg::kernels
