@@ -158,7 +158,15 @@ ForwardOp::~ForwardOp() {
   r->forward_stack.pop_back();
   OpEvent& e = r->t.ops[(size_t)index_];
   e.dur_us = now_us(*r) - e.ts_us;
-  if (f.node) fill_forward(*r, e, *f.node, f.out);
+  if (f.node) {
+    fill_forward(*r, e, *f.node, f.out);
+    return;
+  }
+  // No node and no kernel: the op passed its input through (a ReLU already
+  // fused into the batchnorm2d_relu before it, a no-op reshape): not a step.
+  const bool last = (size_t)index_ + 1 == r->t.ops.size();
+  const bool kernels = !r->t.kernels.empty() && r->t.kernels.back().parent >= index_;
+  if (last && !kernels) r->t.ops.pop_back();
 }
 
 void recorded(const std::shared_ptr<Node>& node, const Tensor& out) {
