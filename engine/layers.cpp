@@ -38,6 +38,8 @@ BatchNorm2d::BatchNorm2d(int64_t c, DType dt) {
 Tensor BatchNorm2d::forward(const Tensor& x) {
   if (is_training()) num_batches_tracked.data<int64_t>()[0] += 1;
   if (is_training() && sync_forward) return sync_forward(*this, x);
+  if (is_training() && fuse_relu)
+    return ops::batchnorm2d_relu(x, weight, bias, running_mean, running_var, true, momentum, eps);
   return ops::batchnorm2d(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 

@@ -41,6 +41,12 @@ class BatchNorm2d : public Module {
   // through it instead, normalising with the statistics of the global batch
   // summed across processes (PyTorch's SyncBatchNorm). Eval mode never does.
   std::function<Tensor(BatchNorm2d& bn, const Tensor& x)> sync_forward;
+  // Set by a net whose every use of this layer is followed by a ReLU: in
+  // training mode the layer then runs ops::batchnorm2d_relu (BatchNorm and
+  // the ReLU in one pass forward and one backward, the same values) and the
+  // ReLU that follows passes the clamped tensor through (see ops::relu). Eval
+  // mode (scoring, feature maps) always returns the plain BatchNorm output.
+  bool fuse_relu = false;
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -25,6 +25,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                    Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
+// relu(batchnorm2d(...)) as one op: the same values and gradients, with
+// neither the normalised tensor nor its gradient written to memory
+// (kernels/batchnorm2d_relu.h).
+Tensor batchnorm2d_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                        Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
 struct Pool2dParams {
   int64_t kernel_h = 2, kernel_w = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
 };
@@ -40,6 +46,7 @@ Tensor sigmoid(const Tensor& x);  // 1 / (1 + e^−x)
 // does not depend on how the work is split across threads or GPU blocks.
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed);
 Tensor add(const Tensor& a, const Tensor& b);  // same shape
+Tensor add_relu(const Tensor& a, const Tensor& b);  // relu(add(a, b)) as one op (kernels/add_relu.h)
 // dst += src in place, on either device (gradient accumulation; not recorded).
 void accumulate_(const Tensor& dst, const Tensor& src);
 Tensor flatten(const Tensor& x);               // [N, ...] -> [N, rest] (a view)

@@ -6,15 +6,12 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/add_relu.h"  // the residual add fused with the ReLU after it
+
 namespace ctg::kernels {
 template <typename T> void add_forward_cpu(const T* a, const T* b, T* y, int64_t n);
 // g += gy  (called once per input that needs a gradient)
 template <typename T> void add_backward_cpu(const T* gy, T* g, int64_t n);
 void add_forward_cuda(const float* a, const float* b, float* y, int64_t n);
 void add_backward_cuda(const float* gy, float* g, int64_t n);
-// The residual add fused with the ReLU after it (kernels/cuda/add_relu.cu):
-//   forward:  y = max(a + b, 0)                 (= add then relu, in one pass)
-//   backward: g = gy·[y > 0];  ga += g, gb += g  (either may be nullptr)
-void add_relu_forward_cuda(const float* a, const float* b, float* y, int64_t n);
-void add_relu_backward_cuda(const float* y, const float* gy, float* ga, float* gb, int64_t n);
 }  // namespace ctg::kernels

@@ -15,6 +15,7 @@ static std::shared_ptr<Conv2d> body_conv(int64_t in, int64_t out, int64_t k, int
 BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride, Generator& gen) {
   conv1_ = register_module("conv1", body_conv(in, out, 3, stride, 1, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(out));
+  bn1_->fuse_relu = true;  // relu(bn1(·)) in one op while training
   relu_ = register_module("relu", std::make_shared<ReLU>());
   conv2_ = register_module("conv2", body_conv(out, out, 3, 1, 1, gen));
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out));
@@ -30,12 +31,13 @@ Tensor BasicBlock::forward(const Tensor& x) {
   Tensor h = (*relu_)((*bn1_)((*conv1_)(x)));
   h = (*bn2_)((*conv2_)(h));
   Tensor identity = downsample_ ? (*downsample_)(x) : x;
-  return (*relu_)(ops::add(h, identity));
+  return (*relu_)(ops::add_relu(h, identity));  // the residual add and its ReLU in one op
 }
 
 ResNet18::ResNet18(Generator& gen, bool dropout) {
   conv1_ = register_module("conv1", std::make_shared<Conv2d>(1, 64, 7, 2, 3, false, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(64));
+  bn1_->fuse_relu = true;
   relu_ = register_module("relu", std::make_shared<ReLU>());
   maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(ops::Pool2dParams{3, 3, 2, 2, 1, 1}));
   const int64_t widths[4] = {64, 128, 256, 512};

@@ -1,8 +1,10 @@
-// Autograd glue for add (kernels in kernels/add.h).
+// Autograd glue for add and add_relu (kernels in kernels/add.h, kernels/add_relu.h).
 //   y = a + b;  dL/da = dL/db = dL/dy.
+//   add_relu: y = max(a + b, 0);  dL/da = dL/db = dL/dy·[y > 0].
 #include "engine/ops.h"
 #include "engine/ops/common.h"
 #include "kernels/add.h"
+#include "kernels/add_relu.h"
 
 namespace ctg::ops {
 
@@ -19,13 +21,19 @@ void accumulate_(const Tensor& dst, const Tensor& src) {
   detail::accumulate(src, dst);
 }
 
+namespace {
+void check_operands(const Tensor& a, const Tensor& b, const char* op) {
+  detail::check_float(a, op, "first operand");
+  detail::check_float(b, op, "second operand");
+  detail::check_same_dtype(a, b, op, "second operand");
+  if (a.shape() != b.shape())
+    throw Error(std::string(op) + ": shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " differ");
+}
+}  // namespace
+
 Tensor add(const Tensor& a, const Tensor& b) {
   trace::ForwardOp op("add");
-  detail::check_float(a, "add", "first operand");
-  detail::check_float(b, "add", "second operand");
-  detail::check_same_dtype(a, b, "add", "second operand");
-  if (a.shape() != b.shape())
-    throw Error("add: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " differ");
+  check_operands(a, b, "add");
   Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
   CTG_KERNEL(add_forward, a, a, b, y, a.numel());
   if (autograd::needs_grad({&a, &b})) {
@@ -35,6 +43,22 @@ Tensor add(const Tensor& a, const Tensor& b) {
         Tensor g = autograd::input_grad(n, i);
         if (g.defined()) detail::accumulate(gy, g);
       }
+    };
+  }
+  return y;
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  trace::ForwardOp op("add_relu");
+  check_operands(a, b, "add_relu");
+  Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
+  CTG_KERNEL(add_relu_forward, a, a, b, y, a.numel());
+  if (autograd::needs_grad({&a, &b})) {
+    auto node = autograd::record("add_relu", y, {a, b});
+    node->save("y", y);  // the mask is y > 0
+    node->backward = [](Node& n, const Tensor& gy) {
+      Tensor ga = autograd::input_grad(n, 0), gb = autograd::input_grad(n, 1);
+      if (ga.defined() || gb.defined()) CTG_KERNEL(add_relu_backward, gy, n.saved_tensor("y"), gy, ga, gb, gy.numel());
     };
   }
   return y;

@@ -1,7 +1,9 @@
-// Autograd glue for batchnorm2d (kernels in kernels/batchnorm2d.h).
+// Autograd glue for batchnorm2d and batchnorm2d_relu (kernels in kernels/batchnorm2d.h,
+// kernels/batchnorm2d_relu.h).
 #include "engine/ops.h"
 #include "engine/ops/common.h"
 #include "kernels/batchnorm2d.h"
+#include "kernels/batchnorm2d_relu.h"
 
 namespace ctg::ops {
 
@@ -17,11 +19,11 @@ void check_channel_vector(const Tensor& x, const Tensor& t, const char* what) {
                 " channels (expected [" + std::to_string(x.size(1)) + "])");
 }
 
-}  // namespace
-
-Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                   Tensor& running_var, bool training, double momentum, double eps) {
-  trace::ForwardOp op("batchnorm2d");
+// batchnorm2d and batchnorm2d_relu share their checks, statistics and saved
+// tensors; the fused op also saves its output, whose sign is ReLU's mask.
+Tensor batchnorm2d_impl(const char* name, bool relu, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                        Tensor& running_mean, Tensor& running_var, bool training, double momentum, double eps) {
+  trace::ForwardOp op(name);
   detail::check_float(x, "batchnorm2d", "input");
   detail::check_dim(x, 4, "batchnorm2d", "input");
   if (gamma.defined()) check_channel_vector(x, gamma, "gamma");
@@ -45,26 +47,48 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Ten
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   // The statistics the forward normalised with; backward needs exactly these.
   Tensor mean = Tensor::empty({C}, x.dtype(), x.device()), invstd = Tensor::empty({C}, x.dtype(), x.device());
-  CTG_KERNEL(batchnorm2d_forward, x, x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training,
-             momentum, eps);
+  if (relu)
+    CTG_KERNEL(batchnorm2d_relu_forward, x, x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW,
+               training, momentum, eps);
+  else
+    CTG_KERNEL(batchnorm2d_forward, x, x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW,
+               training, momentum, eps);
 
   if (autograd::needs_grad({&x, &gamma, &beta})) {
-    auto node = autograd::record("batchnorm2d", y, {x, gamma, beta});
+    auto node = autograd::record(name, y, {x, gamma, beta});
     node->save("x", x);
     // The batch statistics the forward normalised with (per-batch buffers of
     // this op, counted with the activations).
     node->save_buffer("mean", mean);
     node->save_buffer("invstd", invstd);
     if (gamma.defined()) node->save("gamma", gamma);
-    node->backward = [N, C, HW, training](Node& n, const Tensor& gy) {
+    if (relu) node->save("y", y);  // the mask is y > 0
+    node->backward = [N, C, HW, training, relu](Node& n, const Tensor& gy) {
       Tensor gx = autograd::input_grad(n, 0), ggamma = autograd::input_grad(n, 1),
              gbeta = autograd::input_grad(n, 2);
       const Tensor gamma = n.has_saved("gamma") ? n.saved_tensor("gamma") : Tensor();  // undefined: γ = 1
-      CTG_KERNEL(batchnorm2d_backward, gy, n.saved_tensor("x"), gamma, n.saved_tensor("mean"),
-                 n.saved_tensor("invstd"), gy, gx, ggamma, gbeta, N, C, HW, training);
+      const Tensor &x = n.saved_tensor("x"), &mean = n.saved_tensor("mean"), &invstd = n.saved_tensor("invstd");
+      if (relu)
+        CTG_KERNEL(batchnorm2d_relu_backward, gy, x, gamma, mean, invstd, n.saved_tensor("y"), gy, gx, ggamma, gbeta,
+                   N, C, HW, training);
+      else
+        CTG_KERNEL(batchnorm2d_backward, gy, x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
     };
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                   Tensor& running_var, bool training, double momentum, double eps) {
+  return batchnorm2d_impl("batchnorm2d", false, x, gamma, beta, running_mean, running_var, training, momentum, eps);
+}
+
+Tensor batchnorm2d_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                        Tensor& running_var, bool training, double momentum, double eps) {
+  return batchnorm2d_impl("batchnorm2d_relu", true, x, gamma, beta, running_mean, running_var, training, momentum,
+                          eps);
 }
 
 }  // namespace ctg::ops

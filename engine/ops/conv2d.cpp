@@ -18,33 +18,29 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   detail::check_dim(x, 4, "conv2d", "input");
   detail::check_dim(w, 4, "conv2d", "weight");
   detail::check_same_dtype(x, w, "conv2d", "weight");
-  kernels::Conv2dDims d{};
-  d.N = x.size(0), d.C = x.size(1), d.H = x.size(2), d.W = x.size(3);
-  d.O = w.size(0), d.KH = w.size(2), d.KW = w.size(3);
-  d.SH = prm.stride_h, d.SW = prm.stride_w, d.PH = prm.pad_h, d.PW = prm.pad_w;
-  if (d.C < 1 || d.H < 1 || d.W < 1 || d.O < 1)
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3), O = w.size(0), KH = w.size(2), KW = w.size(3);
+  if (C < 1 || H < 1 || W < 1 || O < 1)
     throw Error("conv2d: input " + shape_str(x.shape()) + " and weight " + shape_str(w.shape()) +
                 " must have at least one channel, row, column and output channel");
-  if (w.size(1) != d.C)
-    throw Error("conv2d: input " + shape_str(x.shape()) + " has " + str(d.C) + " channels but weight " +
+  if (w.size(1) != C)
+    throw Error("conv2d: input " + shape_str(x.shape()) + " has " + str(C) + " channels but weight " +
                 shape_str(w.shape()) + " expects " + str(w.size(1)));
   if (b.defined()) {
     detail::check_float(b, "conv2d", "bias");
     detail::check_same_dtype(x, b, "conv2d", "bias");
-    if (b.shape() != Shape{d.O})
-      throw Error("conv2d: bias " + shape_str(b.shape()) + " should be [" + str(d.O) + "]");
+    if (b.shape() != Shape{O}) throw Error("conv2d: bias " + shape_str(b.shape()) + " should be [" + str(O) + "]");
   }
-  if (d.SH < 1 || d.SW < 1)
-    throw Error("conv2d: stride (" + str(d.SH) + ", " + str(d.SW) + ") must be >= 1");
-  if (d.PH < 0 || d.PW < 0)
-    throw Error("conv2d: padding (" + str(d.PH) + ", " + str(d.PW) + ") must be >= 0");
+  if (prm.stride_h < 1 || prm.stride_w < 1)
+    throw Error("conv2d: stride (" + str(prm.stride_h) + ", " + str(prm.stride_w) + ") must be >= 1");
+  if (prm.pad_h < 0 || prm.pad_w < 0)
+    throw Error("conv2d: padding (" + str(prm.pad_h) + ", " + str(prm.pad_w) + ") must be >= 0");
+  const kernels::Conv2dDims d =
+      kernels::conv2d_dims(x.size(0), C, H, W, O, KH, KW, prm.stride_h, prm.stride_w, prm.pad_h, prm.pad_w);
   // OH = (H + 2·PH − KH)/SH + 1 must be ≥ 1, i.e. the kernel fits the padded input.
-  const int64_t span_h = d.H + 2 * d.PH - d.KH, span_w = d.W + 2 * d.PW - d.KW;
-  if (d.KH < 1 || d.KW < 1 || span_h < 0 || span_w < 0)
-    throw Error("conv2d: kernel " + str(d.KH) + "x" + str(d.KW) + " of weight " + shape_str(w.shape()) +
+  if (KH < 1 || KW < 1 || d.OH < 1 || d.OW < 1)
+    throw Error("conv2d: kernel " + str(KH) + "x" + str(KW) + " of weight " + shape_str(w.shape()) +
                 " does not fit input " + shape_str(x.shape()) + " with padding (" + str(d.PH) + ", " +
                 str(d.PW) + "): output size would be < 1");
-  d.OH = span_h / d.SH + 1, d.OW = span_w / d.SW + 1;
 
   Tensor y = Tensor::empty({d.N, d.O, d.OH, d.OW}, x.dtype(), x.device());
   CTG_KERNEL(conv2d_forward, x, x, w, b, y, d);

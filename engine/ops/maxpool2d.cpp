@@ -37,10 +37,8 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
   // some slack for padding and the kernel's rounded-up column blocks).
   if ((H + p.kernel_h + 1) * (W + p.kernel_w) + 16 * p.stride_w > INT32_MAX)
     throw Error("maxpool2d: input planes of " + shape_str(x.shape()) + " are too large for 32-bit indices");
-  kernels::MaxPool2dGeometry g{N * C,      H,          W,          0,       0,      p.kernel_h,
-                               p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
-  g.OH = (H + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;  // floor: ceil_mode=False
-  g.OW = (W + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
+  const kernels::MaxPool2dGeometry g =
+      kernels::maxpool2d_geometry(N, C, H, W, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w);
 
   Tensor y = Tensor::empty({N, C, g.OH, g.OW}, x.dtype(), x.device());
   // The engine has no int32 dtype: the int32 argmax lives in an i64 tensor of

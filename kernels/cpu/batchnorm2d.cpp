@@ -6,6 +6,7 @@
 // still in cache from the first. Inner loops run over one contiguous plane
 // with `omp simd` reductions in double.
 #include "kernels/batchnorm2d.h"
+#include "kernels/batchnorm2d_relu.h"
 
 #include <cmath>
 
@@ -14,12 +15,12 @@ namespace ctg::kernels {
 namespace {
 // Parallelise only when there is enough work to pay for waking the threads.
 constexpr int64_t kParallelMinElems = 65536;
-}  // namespace
 
+// relu = true: the ReLU that follows is applied as y is written,
+// y = max(γ·x̂ + β, 0) (NaN stays NaN, as torch.relu): batchnorm2d_relu.
 template <typename T>
-void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean,
-                             T* running_var, T* y, T* mean, T* invstd, int64_t N, int64_t C,
-                             int64_t HW, bool training, double momentum, double eps) {
+void bn_forward(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y, T* mean,
+                T* invstd, int64_t N, int64_t C, int64_t HW, bool training, double momentum, double eps, bool relu) {
   const int64_t M = N * HW;
 #pragma omp parallel for schedule(static) if (N * C * HW > kParallelMinElems)
   for (int64_t c = 0; c < C; ++c) {
@@ -59,16 +60,25 @@ void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* runni
     for (int64_t n = 0; n < N; ++n) {
       const T* xp = x + (n * C + c) * HW;
       T* yp = y + (n * C + c) * HW;
+      if (relu) {
 #pragma omp simd
-      for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * scale + bias;
+        for (int64_t i = 0; i < HW; ++i) {
+          const T v = xp[i] * scale + bias;
+          yp[i] = v <= T(0) ? T(0) : v;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * scale + bias;
+      }
     }
   }
 }
 
+// relu_y (or nullptr): the fused forward's output; the incoming gradient is
+// then gy·[relu_y > 0], the ReLU's backward, applied where gy is read.
 template <typename T>
-void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd,
-                              const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
-                              int64_t HW, bool training) {
+void bn_backward(const T* x, const T* gamma, const T* mean, const T* invstd, const T* relu_y, const T* gy, T* gx,
+                 T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
   const int64_t M = N * HW;
   // Eval mode needs the sums only for gγ and gβ; training mode always does.
   const bool need_sums = training || ggamma || gbeta;
@@ -82,10 +92,20 @@ void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T
       for (int64_t n = 0; n < N; ++n) {
         const T* xp = x + (n * C + c) * HW;
         const T* gp = gy + (n * C + c) * HW;
+        const T* rp = relu_y ? relu_y + (n * C + c) * HW : nullptr;
+        if (rp) {
 #pragma omp simd reduction(+ : sum_gy, sum_gyxc)
-        for (int64_t i = 0; i < HW; ++i) {
-          sum_gy += (double)gp[i];
-          sum_gyxc += (double)gp[i] * (double)(xp[i] - mu);
+          for (int64_t i = 0; i < HW; ++i) {
+            const double g = rp[i] > T(0) ? (double)gp[i] : 0.0;
+            sum_gy += g;
+            sum_gyxc += g * (double)(xp[i] - mu);
+          }
+        } else {
+#pragma omp simd reduction(+ : sum_gy, sum_gyxc)
+          for (int64_t i = 0; i < HW; ++i) {
+            sum_gy += (double)gp[i];
+            sum_gyxc += (double)gp[i] * (double)(xp[i] - mu);
+          }
         }
       }
       if (ggamma) ggamma[c] += (T)(sum_gyxc * inv);
@@ -101,7 +121,14 @@ void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T
       const T* xp = x + (n * C + c) * HW;
       const T* gp = gy + (n * C + c) * HW;
       T* gxp = gx + (n * C + c) * HW;
-      if (training) {
+      const T* rp = relu_y ? relu_y + (n * C + c) * HW : nullptr;
+      if (rp && training) {
+#pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) gxp[i] += k_gy * (rp[i] > T(0) ? gp[i] : T(0)) + k_xc * (xp[i] - mu) + k_0;
+      } else if (rp) {
+#pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) gxp[i] += k_gy * (rp[i] > T(0) ? gp[i] : T(0));
+      } else if (training) {
 #pragma omp simd
         for (int64_t i = 0; i < HW; ++i) gxp[i] += k_gy * gp[i] + k_xc * (xp[i] - mu) + k_0;
       } else {
@@ -112,11 +139,41 @@ void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T
   }
 }
 
-#define CTG_INSTANTIATE_BATCHNORM2D(T)                                                       \
-  template void batchnorm2d_forward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, \
-                                           int64_t, int64_t, int64_t, bool, double, double); \
-  template void batchnorm2d_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, \
-                                            T*, T*, T*, int64_t, int64_t, int64_t, bool);
+}  // namespace
+
+template <typename T>
+void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
+                             T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training, double momentum,
+                             double eps) {
+  bn_forward(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training, momentum, eps, false);
+}
+template <typename T>
+void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy, T* gx,
+                              T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+  bn_backward(x, gamma, mean, invstd, (const T*)nullptr, gy, gx, ggamma, gbeta, N, C, HW, training);
+}
+template <typename T>
+void batchnorm2d_relu_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
+                                  T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training,
+                                  double momentum, double eps) {
+  bn_forward(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training, momentum, eps, true);
+}
+template <typename T>
+void batchnorm2d_relu_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
+                                   const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW,
+                                   bool training) {
+  bn_backward(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
+}
+
+#define CTG_INSTANTIATE_BATCHNORM2D(T)                                                                             \
+  template void batchnorm2d_forward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t,      \
+                                           int64_t, bool, double, double);                                        \
+  template void batchnorm2d_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,  \
+                                            int64_t, int64_t, bool);                                              \
+  template void batchnorm2d_relu_forward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t, \
+                                                int64_t, bool, double, double);                                   \
+  template void batchnorm2d_relu_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                                 T*, int64_t, int64_t, int64_t, bool);
 CTG_INSTANTIATE_BATCHNORM2D(float)
 CTG_INSTANTIATE_BATCHNORM2D(double)
 #undef CTG_INSTANTIATE_BATCHNORM2D

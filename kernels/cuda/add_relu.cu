@@ -3,7 +3,7 @@
 // bytes per element forward instead of 20, and one backward pass that feeds
 // both inputs. Unfused twin: add_forward_cuda + relu_forward_cuda
 // (tests/cuda_vs_cpu_batchnorm_fused.cpp holds one against the other).
-#include "kernels/add.h"
+#include "kernels/add_relu.h"
 #include "kernels/cuda/common.h"
 
 namespace ctg::kernels {

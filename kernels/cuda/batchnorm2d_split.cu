@@ -23,6 +23,7 @@
 #include <algorithm>
 
 #include "kernels/batchnorm2d.h"
+#include "kernels/batchnorm2d_relu.h"
 #include "kernels/cuda/common.h"
 
 namespace ctg::kernels {
@@ -197,6 +198,31 @@ void batchnorm2d_backward_split_cuda(const float* x, const float* gamma, const f
     throw;
   }
   ctg::cuda::device_free(coef);
+}
+
+// The fused op batchnorm2d_relu (kernels/batchnorm2d_relu.h) on the GPU.
+void batchnorm2d_relu_forward_cuda(const float* x, const float* gamma, const float* beta, float* running_mean,
+                                   float* running_var, float* y, float* mean, float* invstd, int64_t N, int64_t C,
+                                   int64_t HW, bool training, double momentum, double eps) {
+  if (training) {
+    batchnorm2d_forward_split_cuda(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, momentum,
+                                   eps, /*relu*/ true);
+  } else {
+    // Eval normalises with the running statistics: BatchNorm's eval kernel
+    // fills mean/invstd from them, then the affine pass rewrites y clamped.
+    const int64_t total = N * C * HW;
+    if (total == 0) return;
+    batchnorm2d_forward_cuda(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, false, momentum,
+                             eps);
+    CTG_LAUNCH(batchnorm2d_split_affine_kernel, dim3(cuda_detail::blocks_for(total, 256)), dim3(256), 0,
+               cuda_detail::stream(), x, gamma, beta, (const float*)mean, (const float*)invstd, y, C, HW, total, true);
+  }
+}
+
+void batchnorm2d_relu_backward_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
+                                    const float* y, const float* gy, float* gx, float* ggamma, float* gbeta,
+                                    int64_t N, int64_t C, int64_t HW, bool training) {
+  batchnorm2d_backward_split_cuda(x, gamma, mean, invstd, gy, /*relu_y*/ y, gx, ggamma, gbeta, N, C, HW, training);
 }
 
 }  // namespace ctg::kernels

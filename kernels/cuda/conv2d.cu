@@ -110,10 +110,6 @@ namespace {
 
 dim3 grid_for(int64_t n) { return dim3(cuda_detail::blocks_for(n, kConvThreads)); }
 
-bool is_pointwise(const Conv2dDims& d) {
-  return d.KH == 1 && d.KW == 1 && d.SH == 1 && d.SW == 1 && d.PH == 0 && d.PW == 0;
-}
-
 // Images per group: as many as tune.max_scratch floats of cols hold, balanced.
 int64_t group_size(const Conv2dDims& d, const Conv2dCudaTuning& tune) {
   const int64_t per_image = std::max<int64_t>(1, d.C * d.KH * d.KW * d.OH * d.OW);
@@ -148,7 +144,7 @@ void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* 
                y, d.N, O, P);
   const float beta = b ? 1.f : 0.f;
   if (precision() == Precision::tf32) return conv2d_forward_tf32_cuda(x, w, y, d, b != nullptr);  // conv2d_tc.cu
-  if (is_pointwise(d)) {  // cols_n = x_n: y_n [O,P] (+)= W [O,C] · x_n [C,P], all images in one launch
+  if (conv2d_is_pointwise(d)) {  // cols_n = x_n: y_n [O,P] (+)= W [O,C] · x_n [C,P], all images in one launch
     gemm_cuda(false, false, O, P, K, 1.f, w, K, x, P, beta, y, P, GemmBatch{d.N, 0, K * P, O * P});
     return;
   }
@@ -175,7 +171,7 @@ void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float
   auto weight_grad = [&](const float* gy0, const float* cols0, int64_t g) {
     gemm_cuda(false, true, O, K, P, 1.f, gy0, P, cols0, P, 1.f, gw, K, GemmBatch{g, O * P, K * P, 0, true});
   };
-  if (is_pointwise(d)) {  // cols_n = x_n and dcols_n = gx_n: no scratch at all
+  if (conv2d_is_pointwise(d)) {  // cols_n = x_n and dcols_n = gx_n: no scratch at all
     if (gw) weight_grad(gy, x, d.N);
     if (gx) gemm_cuda(true, false, K, P, O, 1.f, w, K, gy, P, 1.f, gx, P, GemmBatch{d.N, 0, O * P, K * P});
     return;
