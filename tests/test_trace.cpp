@@ -70,6 +70,24 @@ TEST_CASE("ctgrad trace --format chrome: trace-event JSON with the FLOPs and ker
     CHECK(e["args"].is_object());
   }
   CHECK(complete > 30);
+  // Slices on one track must nest (Perfetto's JSON importer needs a stack per
+  // thread): sorted by start, each lies inside the open one or after it ends.
+  std::map<int, std::vector<std::pair<double, double>>> slices;
+  for (const json& e : doc["traceEvents"])
+    if (e["ph"] == "X") slices[e["tid"].get<int>()].push_back({e["ts"].get<double>(), e["dur"].get<double>()});
+  for (auto& [tid, v] : slices) {
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return a.first < b.first || (a.first == b.first && a.second > b.second);  // outer first
+    });
+    std::vector<double> open_ends;
+    bool nested = true;
+    for (const auto& [ts, dur] : v) {
+      while (!open_ends.empty() && ts >= open_ends.back()) open_ends.pop_back();
+      if (!open_ends.empty() && ts + dur > open_ends.back() + 1e-6) nested = false;
+      open_ends.push_back(ts + dur);
+    }
+    CHECK_MESSAGE(nested, "track " << tid);
+  }
   // Forward, backward and optimiser each on a track of their own.
   std::map<std::string, int> tid_of;
   for (const auto& [tid, name] : track) tid_of[name] = tid;
@@ -152,6 +170,13 @@ TEST_CASE("ctgrad trace: the table and CUDA launches on the emulation and bad fl
     REQUIRE(r.rc == 0);
     for (const char* s : {"forward ops", "backward nodes", "optimizer step", "totals", "conv1", "conv2d_backward",
                           "adam_update", "(equal)", "72.00 kFLOP"})
+      CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
+  }
+  SUBCASE("bench step --trace prints the same table to stderr") {
+    const test::Ran r = test::run_ctgrad("bench step --net cnn1 --batch 2 --size 32 --steps 1 --warmup 0 --trace");
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    for (const char* s : {"backward nodes", "kernel conv2d_backward", "(equal)", "ms_per_step:"})
       CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
   }
   SUBCASE("cuda on the emulation: grid and block of every launch") {
