@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/csv.h"
 #include "engine/tensor.h"
 #include "metrics/metrics.h"
 
@@ -23,40 +24,6 @@ std::string trim(const std::string& s) {
   const size_t a = s.find_first_not_of(ws);
   if (a == std::string::npos) return "";
   return s.substr(a, s.find_last_not_of(ws) - a + 1);
-}
-
-// RFC 4180 fields on one line: commas separate, a field in double quotes may
-// hold commas, and "" inside quotes is one quote. Unquoted fields are trimmed.
-// (A quoted field cannot span lines: that is reported as an unterminated quote.)
-std::vector<std::string> split_fields(const std::string& line, const std::string& where) {
-  std::vector<std::string> fields;
-  size_t i = 0;
-  while (true) {
-    std::string f;
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    if (i < line.size() && line[i] == '"') {
-      for (++i;; ++i) {
-        if (i >= line.size()) throw Error(where + ": unterminated quoted field");
-        if (line[i] == '"') {
-          if (i + 1 < line.size() && line[i + 1] == '"') f += '"', ++i;
-          else break;
-        } else {
-          f += line[i];
-        }
-      }
-      ++i;  // past the closing quote; only blanks may follow before the comma
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-      if (i < line.size() && line[i] != ',')
-        throw Error(where + ": unexpected text after a quoted field, at column " + std::to_string(i + 1));
-    } else {
-      const size_t end = line.find(',', i);
-      f = trim(line.substr(i, end == std::string::npos ? std::string::npos : end - i));
-      i = end == std::string::npos ? line.size() : end;
-    }
-    fields.push_back(f);
-    if (i >= line.size()) return fields;
-    ++i;  // the comma
-  }
 }
 
 // A whole field as a double (strtod must consume all of it); false if not.
@@ -77,7 +44,7 @@ std::vector<Scored> read_scores_csv(const std::string& path) {
   if (!std::getline(in, line)) throw Error(path + ": line 1: empty file; expected a header with columns score,label");
   if (line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
   if (!line.empty() && line.back() == '\r') line.pop_back();
-  const auto header = split_fields(line, path + ": line 1");
+  const auto header = split_csv_line(line, path + ": line 1");
   int score_col = -1, label_col = -1;
   for (size_t c = 0; c < header.size(); ++c) {
     for (auto [name, col] : {std::pair<const char*, int*>{"score", &score_col}, {"label", &label_col}}) {
@@ -96,7 +63,7 @@ std::vector<Scored> read_scores_csv(const std::string& path) {
     if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
     if (trim(line).empty()) continue;  // blank lines (e.g. a trailing one) carry no row
     const std::string where = path + ": line " + std::to_string(lineno);
-    const auto f = split_fields(line, where);
+    const auto f = split_csv_line(line, where);
     if (f.size() < needed)
       throw Error(where + ": " + std::to_string(f.size()) + " field(s), but the header puts score in column " +
                   std::to_string(score_col + 1) + " and label in column " + std::to_string(label_col + 1));

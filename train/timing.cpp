@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/atomic_file.h"
+#include "base/csv.h"
 #include "data/cache.h"
 #include "data/cohort.h"  // csv_field
 #include "data/dataset.h"
@@ -135,25 +136,6 @@ std::vector<TimingRow> time_combo(const TimingOptions& o, const TimingCombo& c,
   return rows;
 }
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> f(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char ch = line[i];
-    if (quoted) {
-      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') f.back() += '"', ++i;
-      else if (ch == '"') quoted = false;
-      else f.back() += ch;
-    } else if (ch == '"') {
-      quoted = true;
-    } else if (ch == ',') {
-      f.emplace_back();
-    } else {
-      f.back() += ch;
-    }
-  }
-  return f;
-}
 const char* kHeader =
     "machine,device,net,batch,size,source,workers,pin_memory,threads,step,step_ms,data_wait_ms,h2d_ms,"
     "forward_ms,backward_ms,optimizer_ms,images_per_s,ctgrad_commit,steps_per_epoch";
@@ -254,7 +236,7 @@ std::vector<TimingRow> read_timing_csv(const std::string& path) {
   std::vector<TimingRow> rows;
   for (int n = 2; std::getline(f, line); ++n) {
     if (line.empty()) continue;
-    const std::vector<std::string> v = split_csv_line(line);
+    const std::vector<std::string> v = split_csv_line(line, path + ": line " + std::to_string(n));
     if (v.size() != 19) throw Error(path + ": line " + std::to_string(n) + ": " + std::to_string(v.size()) +
                                     " fields, expected 19");
     try {
