@@ -44,13 +44,7 @@ void bench_step(const StepArgs& a) {
   if (a.optimizer == "adam") opt = std::make_unique<Adam>(model->named_parameters(), 5e-3, 1e-4);
   else if (a.optimizer == "sgd") opt = std::make_unique<SGD>(model->named_parameters(), 5e-3, 0.9, 1e-4);
   else throw Error("--optimizer: expected adam or sgd, got '" + a.optimizer + "'");
-  Generator gen(3);
-  Tensor x = Tensor::empty({a.batch, 1, a.size, a.size});
-  gen.uniform_(x, 0.0, 1.0);
-  x = x.to(dev);
-  std::vector<double> labels((size_t)a.batch);
-  for (size_t i = 0; i < labels.size(); ++i) labels[i] = (double)(i % 2);
-  Tensor y = Tensor::from_vector(labels, {a.batch, 1}).to(dev);
+  const auto [x, y] = trace::step_batch(a.batch, a.size, dev);  // the batch `ctgrad trace` uses too
   std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: %s\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
               (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
   if (dev == Device::cuda)

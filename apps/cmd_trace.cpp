@@ -35,13 +35,7 @@ void run_trace(const TraceArgs& a) {
   model->train();
   // The optimiser and inputs of `ctgrad bench step` (apps/cmd_bench.cpp).
   Adam opt(model->named_parameters(), 5e-3, 1e-4);
-  Generator gen(3);
-  Tensor x = Tensor::empty({a.batch, 1, a.size, a.size});
-  gen.uniform_(x, 0.0, 1.0);
-  x = x.to(dev);
-  std::vector<double> labels((size_t)a.batch);
-  for (size_t i = 0; i < labels.size(); ++i) labels[i] = (double)(i % 2);
-  Tensor y = Tensor::from_vector(labels, {a.batch, 1}).to(dev);
+  const auto [x, y] = trace::step_batch(a.batch, a.size, dev);
   // Untraced warm-up steps: the traced one then runs from warm allocator
   // caches and existing Adam moments, as every later step of a run does.
   for (int i = 0; i < a.warmup; ++i) {

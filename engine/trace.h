@@ -132,6 +132,10 @@ Trace stop();
 // loss, backward, optimiser step, in the phases "forward", "backward" and
 // "optimizer"; fills measured_saved_* from autograd::saved_bytes.
 Trace record_training_step(Module& model, Optimizer& opt, const Tensor& x, const Tensor& targets, Device device);
+// The batch `ctgrad bench step` and `ctgrad trace` train on: [batch, 1, size,
+// size] images uniform in [0, 1) from Generator(3) and labels 0, 1, 0, ...
+// ([batch, 1]), on `device`.
+std::pair<Tensor, Tensor> step_batch(int64_t batch, int64_t size, Device device);
 
 // Writers (engine/trace_format.cpp).
 std::string format_table(const Trace& t);

@@ -37,4 +37,13 @@ Trace record_training_step(Module& model, Optimizer& opt, const Tensor& x, const
   return t;
 }
 
+std::pair<Tensor, Tensor> step_batch(int64_t batch, int64_t size, Device device) {
+  Generator gen(3);
+  Tensor x = Tensor::empty({batch, 1, size, size});
+  gen.uniform_(x, 0.0, 1.0);
+  std::vector<double> labels((size_t)batch);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = (double)(i % 2);
+  return {x.to(device), Tensor::from_vector(labels, {batch, 1}).to(device)};
+}
+
 }  // namespace ctg::trace
