@@ -34,9 +34,16 @@ namespace autograd {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local GradReadyHook g_grad_ready;
+
+bool is_grad_leaf(const Tensor& t) { return t.defined() && t.requires_grad() && !t.grad_fn(); }
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
+GradReadyHook set_grad_ready_hook(GradReadyHook hook) {
+  std::swap(g_grad_ready, hook);
+  return hook;
+}
 void set_grad_enabled(bool on) { g_grad_enabled = on; }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
@@ -110,7 +117,16 @@ void backward(const Tensor& root, const Tensor& grad_out) {
     r->grad = seed.impl_ptr();
   }
   NoGradGuard no_grad;  // backward functions never record
-  for (const std::shared_ptr<TensorImpl>& t : topo_order(root.impl_ptr())) {
+  const std::vector<std::shared_ptr<TensorImpl>> order = topo_order(root.impl_ptr());
+  // With a grad-ready hook: how many nodes still have to add into each leaf.
+  const GradReadyHook hook = g_grad_ready;
+  std::unordered_map<const TensorImpl*, int> readers;
+  if (hook)
+    for (const std::shared_ptr<TensorImpl>& t : order)
+      if (t->grad_fn)
+        for (const Tensor& in : t->grad_fn->inputs)
+          if (is_grad_leaf(in)) ++readers[in.impl_ptr().get()];
+  for (const std::shared_ptr<TensorImpl>& t : order) {
     std::shared_ptr<Node> node = t->grad_fn;
     if (!node) continue;  // a leaf: its grad stays for the optimiser / caller
     if (!node->backward)
@@ -123,6 +139,9 @@ void backward(const Tensor& root, const Tensor& grad_out) {
       node->backward(*node, g);
       if (traced) trace::backward_end(*node);
     }
+    if (hook)
+      for (const Tensor& in : node->inputs)
+        if (is_grad_leaf(in) && --readers[in.impl_ptr().get()] == 0) hook(in);
     // Free what this node held: a non-leaf's gradient, saved tensors, inputs.
     t->grad.reset();
     node->backward = nullptr;

@@ -76,6 +76,15 @@ Tensor input_grad(Node& node, size_t i);
 // and the seed is 1. Frees the graph as it goes (backward twice is an error).
 void backward(const Tensor& root, const Tensor& grad_out = Tensor());
 
+// Called by backward() as soon as a leaf's gradient is complete, i.e. every
+// node that reads the leaf has run (its grad() holds the final sum). Data
+// parallel training starts a bucket's all-reduce there while backward goes on
+// (train/distributed.h GradientReducer, as PyTorch DDP's autograd hooks).
+// The order is the same on every run and every rank for the same graph.
+using GradReadyHook = std::function<void(const Tensor& leaf)>;
+// Install a hook for backward() calls on this thread; returns the previous one.
+GradReadyHook set_grad_ready_hook(GradReadyHook hook);
+
 // Bytes of the distinct storages saved for backward in the graph under root.
 // `activations_only` leaves out leaves (parameters, the input batch).
 size_t saved_bytes(const Tensor& root, bool activations_only);

@@ -40,6 +40,19 @@ class SingleCommunicator : public Communicator {
 // MPI counts are int: long buffers go in chunks of at most 2^30 elements.
 constexpr int64_t kChunk = int64_t(1) << 30;
 
+// One MPI_Iallreduce in flight.
+struct MpiPending : Communicator::Pending {
+  MPI_Request request = MPI_REQUEST_NULL;
+  void test() override {
+    int done = 0;
+    if (request != MPI_REQUEST_NULL) MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+  }
+  void wait() override {
+    if (request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
+  }
+  ~MpiPending() override { wait(); }  // never leave a buffer in MPI's hands
+};
+
 class MpiCommunicator : public Communicator {
  public:
   MpiCommunicator() {
@@ -72,6 +85,13 @@ class MpiCommunicator : public Communicator {
       return;
     }
     Communicator::allreduce_sum(t);
+  }
+  std::unique_ptr<Pending> start_allreduce_sum(Tensor& t) override {
+    if (t.device() != Device::cpu || t.dtype() != DType::f32 || t.numel() > kChunk)
+      return Communicator::start_allreduce_sum(t);
+    auto p = std::make_unique<MpiPending>();
+    MPI_Iallreduce(MPI_IN_PLACE, t.data<float>(), (int)t.numel(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &p->request);
+    return p;
   }
   void broadcast(void* p, size_t bytes, int root) override {
     char* c = static_cast<char*>(p);
@@ -108,6 +128,11 @@ void Communicator::allreduce_sum(Tensor& t) {
   Tensor h = t.to(Device::cpu);  // staged through the host (no NCCL in this build)
   allreduce_sum(h.data<float>(), h.numel());
   t.copy_(h);
+}
+
+std::unique_ptr<Communicator::Pending> Communicator::start_allreduce_sum(Tensor& t) {
+  allreduce_sum(t);  // NCCL enqueues on the compute stream; the host staging path is blocking
+  return std::make_unique<Pending>();
 }
 
 void Communicator::min_max(double v, double& lo, double& hi) {
@@ -157,44 +182,6 @@ std::shared_ptr<Communicator> init(bool required) {
 }
 
 std::shared_ptr<Communicator> single() { return std::make_shared<SingleCommunicator>(); }
-
-void allreduce_gradients(Communicator& c, const NamedTensorList& params, size_t bucket_bytes) {
-  if (c.size() == 1) return;
-  // Buckets are formed from the parameter list alone (never from timing),
-  // so every rank and every step sums the same buffers in the same order.
-  std::vector<Tensor> grads;
-  for (auto it = params.rbegin(); it != params.rend(); ++it) {
-    Tensor g = it->second.grad();
-    if (!g.defined()) g = Tensor::zeros(it->second.shape(), it->second.dtype(), it->second.device());
-    if (g.dtype() != DType::f32) throw Error("allreduce: parameter " + it->first + " is not float32");
-    grads.push_back(g);
-  }
-  size_t i = 0;
-  while (i < grads.size()) {
-    const Device dev = grads[i].device();
-    size_t j = i;
-    int64_t n = 0;
-    while (j < grads.size() && grads[j].device() == dev && (j == i || (size_t)(n + grads[j].numel()) * 4 <= bucket_bytes))
-      n += grads[j++].numel();
-    Tensor bucket = Tensor::empty({n}, DType::f32, dev);
-    int64_t o = 0;
-    for (size_t k = i; k < j; ++k) {  // pack
-      const size_t bytes = grads[k].nbytes();
-      if (dev == Device::cpu) std::memcpy(bucket.data<float>() + o, grads[k].data<float>(), bytes);
-      else cuda::copy_d2d(bucket.device_data<float>() + o, grads[k].device_data<float>(), bytes);
-      o += grads[k].numel();
-    }
-    c.allreduce_sum(bucket);
-    o = 0;
-    for (size_t k = i; k < j; ++k) {  // unpack
-      const size_t bytes = grads[k].nbytes();
-      if (dev == Device::cpu) std::memcpy(grads[k].data<float>(), bucket.data<float>() + o, bytes);
-      else cuda::copy_d2d(grads[k].device_data<float>(), bucket.device_data<float>() + o, bytes);
-      o += grads[k].numel();
-    }
-    i = j;
-  }
-}
 
 void broadcast_buffers(Communicator& c, const NamedTensorList& buffers) {
   if (c.size() == 1) return;

@@ -40,6 +40,17 @@ class Communicator : public std::enable_shared_from_this<Communicator> {
   virtual void allreduce_sum(float* p, int64_t n) = 0;
   // A float32 tensor on any device: NCCL for CUDA when built with it.
   virtual void allreduce_sum(Tensor& t);
+  // The same sum, started now and completed by wait() (MPI_Iallreduce for
+  // host memory; the base version finishes at once). test() drives the
+  // transfer on (MPI progresses non-blocking collectives inside MPI calls).
+  // Every rank must start the same sums in the same order, as for any
+  // collective.
+  struct Pending {
+    virtual ~Pending() = default;
+    virtual void test() {}
+    virtual void wait() {}
+  };
+  virtual std::unique_ptr<Pending> start_allreduce_sum(Tensor& t);
   // Called before the net moves to `d`: with CUDA in an NCCL build, selects
   // this rank's GPU (the local rank) and sets up NCCL (a collective).
   virtual void use_device(Device d) {}
@@ -69,11 +80,42 @@ std::shared_ptr<Communicator> init(bool required);
 // A one-process communicator (every collective the identity).
 std::shared_ptr<Communicator> single();
 
-// Sums the gradients of `params` over the ranks, in buckets of about
-// bucket_bytes (PyTorch DDP's default 25 MiB), in reverse registration
-// order (roughly the order backward finishes them, as DDP's buckets). A
-// parameter without a gradient contributes zeros and receives the sum.
-void allreduce_gradients(Communicator& c, const NamedTensorList& params, size_t bucket_bytes = 25u << 20);
+// Sums the gradients of `params` over the ranks during backward, as PyTorch
+// DDP's reducer: the parameters are cut into buckets of about bucket_bytes
+// (DDP's default 25 MiB) in reverse registration order (roughly the order
+// backward finishes them), and a bucket's all-reduce starts as soon as
+// backward has completed every gradient in it (autograd's grad-ready hook),
+// so communication overlaps the rest of backward. Buckets come from the
+// parameter list alone (never from timing): every rank and every step sums
+// the same buffers, started in the same order. train/grad_reducer.cpp.
+class GradientReducer {
+ public:
+  GradientReducer(Communicator& c, const NamedTensorList& params, size_t bucket_bytes = 25u << 20);
+  // autograd::backward(loss, seed) with the buckets reduced on the way; on
+  // return every parameter's grad() holds the sum over the ranks (a
+  // parameter backward did not reach contributes zeros and keeps no gradient).
+  void backward(const Tensor& loss, const Tensor& seed);
+  size_t buckets() const { return buckets_.size(); }
+  // Buckets whose all-reduce started while backward was still running, in
+  // the last backward() (the rest started after it).
+  size_t started_during_backward() const { return early_; }
+
+ private:
+  struct Bucket {
+    std::vector<size_t> params;  // indices into params_
+    int64_t numel = 0;
+    Device device = Device::cpu;
+    int waiting = 0;  // gradients not yet complete in this backward
+    Tensor flat;
+    std::unique_ptr<Communicator::Pending> pending;
+  };
+  void start(Bucket& b);
+  Communicator& comm_;
+  NamedTensorList params_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;  // per parameter
+  size_t early_ = 0;
+};
 
 // Copies rank 0's buffers (BatchNorm running statistics) to every rank, as
 // DDP's broadcast_buffers: ranks with per-rank statistics agree before

@@ -194,6 +194,7 @@ class Training {
     if (o_.optimizer == "adam") optim_ = std::make_unique<Adam>(net_->named_parameters(), o_.lr, o_.weight_decay);
     else optim_ = std::make_unique<SGD>(net_->named_parameters(), o_.lr, o_.momentum, o_.weight_decay);
     sched_ = std::make_unique<ExponentialLR>(*optim_, o_.lr_decay);
+    if (many_) reducer_ = std::make_unique<dist::GradientReducer>(*comm_, net_->named_parameters());
   }
 
   void read_resume_position() {
@@ -278,8 +279,8 @@ class Training {
       if (many_) {
         // d(n_r/n · mean_r loss)/dθ summed over r = d(mean loss over the batch)/dθ.
         const double w = phantom_ ? 0.0 : (double)b.size() / (double)b.global_size;
-        autograd::backward(loss, Tensor::full(loss.shape(), w).to(dev_));
-        dist::allreduce_gradients(*comm_, net_->named_parameters());
+        // The gradients' sum over the ranks runs bucket by bucket during backward.
+        reducer_->backward(loss, Tensor::full(loss.shape(), w).to(dev_));
       } else {
         autograd::backward(loss);
       }
@@ -359,6 +360,7 @@ class Training {
   bool phantom_ = false;  // this rank's shard of the current batch is empty (read by sync-bn)
   std::unique_ptr<Optimizer> optim_;
   std::unique_ptr<ExponentialLR> sched_;
+  std::unique_ptr<dist::GradientReducer> reducer_;  // many_ only
   Position pos_;
   nlohmann::json config_;
   std::shared_ptr<const data::Dataset> train_ds_, val_ds_;
