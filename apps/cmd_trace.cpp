@@ -29,7 +29,9 @@ void run_trace(const TraceArgs& a) {
   if (a.format != "table" && a.format != "chrome")
     throw Error("--format: expected table or chrome, got '" + a.format + "'");
   const Device dev = parse_device(a.device);
-  if (!a.cpu_kernels.empty()) kernels::set_cpu_impl(kernels::parse_cpu_impl(a.cpu_kernels, "--cpu-kernels"));
+  // cpu_impl() reads CTGRAD_CPU_KERNELS: a bad value fails here, naming the variable.
+  kernels::set_cpu_impl(a.cpu_kernels.empty() ? kernels::cpu_impl()
+                                              : kernels::parse_cpu_impl(a.cpu_kernels, "--cpu-kernels"));
   auto model = nets::make_net(a.net, {a.size, 1, false});
   model->to(dev);
   model->train();

@@ -10,6 +10,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "kernels/conv2d.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 
@@ -35,10 +36,10 @@ const json* op_event(const std::vector<json>& evs, const std::string& module, co
 }
 
 // CNN1's stage-k convolution: kernel 5, padding 3, stride 3 then 2, 2
-// (SEED_NOTES.md section 3), no bias; output side (H + 2P - K)/S + 1.
+// (SEED_NOTES.md section 3), no bias.
 struct ConvCase {
   int64_t C, O, H, S;
-  int64_t out_side() const { return (H + 2 * 3 - 5) / S + 1; }
+  int64_t out_side() const { return kernels::conv2d_output_size(H, 5, S, 3); }
   double flops() const {  // 2·N·O·OH·OW·C·KH·KW
     return 2.0 * kBatch * O * out_side() * out_side() * C * 5 * 5;
   }
