@@ -41,10 +41,12 @@ void run_trace(const TraceArgs& a) {
   // Untraced warm-up steps: the traced one then runs from warm allocator
   // caches and existing Adam moments, as every later step of a run does.
   for (int i = 0; i < a.warmup; ++i) {
+    std::fprintf(stderr, "trace: warm-up step %d/%d (not traced)\n", i + 1, a.warmup);  // big nets take seconds
     opt.zero_grad();
     autograd::backward(ops::bce_with_logits((*model)(x), y));
     opt.step();
   }
+  std::fprintf(stderr, "trace: recording one training step\n");
   trace::Trace t = trace::record_training_step(*model, opt, x, y, dev);
   t.title = a.net + ", batch " + std::to_string(a.batch) + ", " + std::to_string(a.size) + "x" +
             std::to_string(a.size) + " input, Adam, " +
