@@ -8,8 +8,8 @@
 // - every kernel call (the glue's one-call kernel entry and the optimiser's),
 //   nested in the op or node that made it, and on CUDA each launch's grid
 //   and block (kernels/cuda/runtime.h's launch observer).
-// Counting conventions (the standard ones, e.g. fvcore/ptflops and the MLPerf
-// "model FLOPs"): one multiply-add is 2 FLOPs; conv2d forward is
+// Counting conventions (the standard ones): one multiply-add is 2 FLOPs (so
+// the counts are twice the MACs that ptflops and fvcore report); conv2d forward is
 // 2·N·O·OH·OW·C·KH·KW, and each of its backward GEMMs (grad input, grad
 // weight) the same; linear is 2·N·in·out per GEMM; elementwise ops, pooling,
 // batch norm and the loss are 0 FLOPs and are counted by their bytes only.
