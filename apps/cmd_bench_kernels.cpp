@@ -1,6 +1,9 @@
 // ctgrad bench kernels: each native CUDA kernel at the study's shapes (ResNet18
 // at --batch and --size, one input channel; the Dense(20) net's fc1), timed
 // against its cuBLAS/cuDNN alternative where one exists (kernels/cuda/impl.h).
+// The rows are the op table's bench cases (engine/op_table.h: each op's
+// shapes, passes and FLOP/byte counts are written once, in
+// engine/op_table/<family>.cpp, beside its gradcheck and CUDA-vs-CPU cases).
 //
 // Compute-bound rows (conv2d, linear): forward, backward-input, backward-weight
 // (with the bias gradient where the layer has a bias), as GFLOP/s from the
@@ -29,15 +32,10 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "engine/op_table.h"
 #include "engine/tensor.h"
-#include "kernels/add.h"
-#include "kernels/batchnorm2d.h"
-#include "kernels/conv2d.h"
 #include "kernels/cuda/impl.h"
 #include "kernels/cuda/runtime.h"
-#include "kernels/linear.h"
-#include "kernels/maxpool2d.h"
-#include "kernels/relu.h"
 
 namespace ctg::apps {
 
@@ -54,39 +52,11 @@ struct KernelArgs {
   std::string precision = "both";
 };
 
-// Device memory for one row's operands, filled with a fixed pattern in [-1, 1).
-struct Buf {
-  void* p = nullptr;
-  int64_t n = 0;
-  // fill = false: left as allocated (maxpool's int32 argmax, written by the forward).
-  Buf(int64_t count, uint32_t seed, bool fill = true) : n(count) {
-    static_assert(sizeof(float) == sizeof(int32_t), "Buf holds float or int32");
-    p = cuda::device_alloc((size_t)count * sizeof(float));
-    if (!fill) return;
-    std::vector<float> h((size_t)count);
-    uint32_t s = seed * 747796405u + 1u;
-    for (float& v : h) s = s * 1664525u + 1013904223u, v = (float)(s >> 8) / 8388608.f - 1.f;
-    cuda::copy_h2d(p, h.data(), h.size() * sizeof(float));
-  }
-  ~Buf() { cuda::device_free(p); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  float* f() const { return static_cast<float*>(p); }
-};
+using op_table::BenchPass;
 
 struct Impl {  // the implementations one column runs
   GemmImpl gemm = GemmImpl::native;
   ConvImpl conv = ConvImpl::native;
-};
-
-// One timed pass: `work` is FLOPs (flops = true) or bytes moved; `out` is what
-// the pass writes, compared between the implementations.
-struct Pass {
-  const char* name;
-  double work;
-  bool flops;
-  std::function<void()> run;
-  const Buf* out = nullptr;
 };
 
 struct Bench {
@@ -107,7 +77,7 @@ struct Bench {
     ~Scope() { kernels::set_allow_tf32(saved_tf32); }
   };
 
-  double time_ms(const Pass& p, Impl impl) const {
+  double time_ms(const BenchPass& p, Impl impl) const {
     Scope scope(impl, prec);
     for (int i = 0; i < a.warmup; ++i) p.run();
     cuda::synchronize();
@@ -118,7 +88,7 @@ struct Bench {
   }
 
   // max |alt − native| / max |native| over the pass's output, each run once from zero.
-  double rel_diff(const Pass& p) const {
+  double rel_diff(const BenchPass& p) const {
     std::vector<float> r[2];
     for (int k = 0; k < 2; ++k) {
       const Impl impl = k == 0 ? Impl{} : alt;
@@ -136,15 +106,20 @@ struct Bench {
     return scale > 0 ? diff / scale : diff;
   }
 
-  void rows(const char* op, const std::string& shape, int count, const std::vector<Pass>& passes,
-            bool has_alt) const {
-    for (const Pass& p : passes) {
+  bool has_alt(op_table::Alt a) const {
+    if (a == op_table::Alt::conv) return alt.conv == ConvImpl::cudnn || alt.gemm == GemmImpl::cublas;
+    return a == op_table::Alt::gemm && alt.gemm == GemmImpl::cublas;
+  }
+
+  void rows(const op_table::BenchRows& r) const {
+    const bool with_alt = has_alt(r.alt);
+    for (const BenchPass& p : r.passes) {
       const double nat = time_ms(p, Impl{});  // rates: work / (ms · 1e6) = GFLOP/s or GB/s
-      std::printf("%-12s %-40s %2d  %-4s %-16s %10.3f %9.1f %-7s", op, shape.c_str(), count,
-                  p.flops ? kernels::precision_name(prec) : "-", p.name, nat, p.work / (nat * 1e6),
+      std::printf("%-12s %-40s %2d  %-4s %-16s %10.3f %9.1f %-7s", r.op.c_str(), r.shape.c_str(), r.count,
+                  p.flops ? kernels::precision_name(prec) : "-", p.name.c_str(), nat, p.work / (nat * 1e6),
                   p.flops ? "GFLOP/s" : "GB/s");
-      const double alt_ms = has_alt ? time_ms(p, alt) : 0;
-      if (has_alt)
+      const double alt_ms = with_alt ? time_ms(p, alt) : 0;
+      if (with_alt)
         std::printf(" %10.3f %9.1f %7.2f %10.1e\n", alt_ms, p.work / (alt_ms * 1e6), nat / alt_ms, rel_diff(p));
       else
         std::printf(" %10s %9s %7s %10s\n", "-", "-", "-", "-");
@@ -152,113 +127,11 @@ struct Bench {
     }
   }
 
-  void conv2d(const char* name, int64_t C, int64_t H, int64_t O, int64_t k, int64_t s, int64_t pad, bool bias,
-              int count) const {
-    const int64_t N = a.batch, OH = (H + 2 * pad - k) / s + 1;
-    const kernels::Conv2dDims d{N, C, H, H, O, k, k, s, s, pad, pad, OH, OH};
-    Buf x(N * C * H * H, 1), w(O * C * k * k, 2), b(O, 3), y(N * O * OH * OH, 4),
-        gy(N * O * OH * OH, 5), gx(N * C * H * H, 6), gw(O * C * k * k, 7), gb(O, 8);
-    const float* bp = bias ? b.f() : nullptr;
-    float* gbp = bias ? gb.f() : nullptr;
-    const double flops = 2.0 * N * O * OH * OH * C * k * k;
-    std::ostringstream shape;
-    shape << name << " " << N << "x" << C << "x" << H << "x" << H << " k" << k << "s" << s << " ->" << O;
-    rows("conv2d", shape.str(), count,
-         {{"forward", flops, true, [&] { kernels::conv2d_forward_cuda(x.f(), w.f(), bp, y.f(), d); }, &y},
-          {"backward-input", flops, true,
-           [&] { kernels::conv2d_backward_cuda(x.f(), w.f(), gy.f(), gx.f(), nullptr, nullptr, d); }, &gx},
-          {"backward-weight", flops, true,
-           [&] { kernels::conv2d_backward_cuda(x.f(), w.f(), gy.f(), nullptr, gw.f(), gbp, d); }, &gw}},
-         alt.conv == ConvImpl::cudnn || alt.gemm == GemmImpl::cublas);
-  }
-
-  void linear(int64_t I, int64_t O) const {
-    const int64_t N = a.batch;
-    Buf x(N * I, 1), w(O * I, 2), b(O, 3), y(N * O, 4), gy(N * O, 5), gx(N * I, 6), gw(O * I, 7), gb(O, 8);
-    const double flops = 2.0 * N * I * O;
-    const std::string shape = "fc1 " + std::to_string(N) + "x" + std::to_string(I) + " ->" + std::to_string(O);
-    rows("linear", shape, 1,
-         {{"forward", flops, true, [&] { kernels::linear_forward_cuda(x.f(), w.f(), b.f(), y.f(), N, I, O); }, &y},
-          {"backward-input", flops, true,
-           [&] { kernels::linear_backward_cuda(x.f(), w.f(), gy.f(), gx.f(), nullptr, nullptr, N, I, O); }, &gx},
-          {"backward-weight", flops, true,
-           [&] { kernels::linear_backward_cuda(x.f(), w.f(), gy.f(), nullptr, gw.f(), gb.f(), N, I, O); }, &gw}},
-         alt.gemm == GemmImpl::cublas);
-  }
-
-  static std::string nchw(int64_t N, int64_t C, int64_t H) {
-    return std::to_string(N) + "x" + std::to_string(C) + "x" + std::to_string(H) + "x" + std::to_string(H);
-  }
-
-  void batchnorm2d(int64_t C, int64_t H, int count) const {
-    const int64_t N = a.batch, n = N * C * H * H;
-    Buf x(n, 1), y(n, 2), gy(n, 3), gx(n, 4), g(C, 5), be(C, 6), rm(C, 7), rv(C, 8),
-        mean(C, 9), inv(C, 10), gg(C, 11), gbe(C, 12);
-    auto fwd = [&] {
-      kernels::batchnorm2d_forward_cuda(x.f(), g.f(), be.f(), rm.f(), rv.f(), y.f(), mean.f(), inv.f(), N, C, H * H,
-                                        true, 0.1, 1e-5);
-    };
-    fwd();  // mean and invstd for the backward
-    rows("batchnorm2d", "train " + nchw(N, C, H), count,
-         {{"forward", 12.0 * n, false, fwd},  // reads x twice, writes y
-          {"backward", 24.0 * n, false,       // reads x and gy twice, reads and writes gx
-           [&] {
-             kernels::batchnorm2d_backward_cuda(x.f(), g.f(), mean.f(), inv.f(), gy.f(), gx.f(), gg.f(), gbe.f(), N,
-                                                C, H * H, true);
-           }}},
-         false);
-    // Issue 15: the split reduction, and the fused BN+ReLU / ReLU+BN backward
-    // (y doubles as the ReLU mask: the fused forward's output).
-    auto fwd_split = [&](bool relu) {
-      kernels::batchnorm2d_forward_split_cuda(x.f(), g.f(), be.f(), rm.f(), rv.f(), y.f(), mean.f(), inv.f(), N, C,
-                                              H * H, 0.1, 1e-5, relu);
-    };
-    rows("bn-split", "train " + nchw(N, C, H), count,
-         {{"forward", 12.0 * n, false, [&] { fwd_split(false); }},
-          {"backward", 24.0 * n, false,
-           [&] {
-             kernels::batchnorm2d_backward_split_cuda(x.f(), g.f(), mean.f(), inv.f(), gy.f(), nullptr, gx.f(), gg.f(),
-                                                      gbe.f(), N, C, H * H, true);
-           }},
-          {"fwd+relu fused", 12.0 * n, false, [&] { fwd_split(true); }},
-          {"relu+bwd fused", 28.0 * n, false,  // reads y (mask) as well
-           [&] {
-             kernels::batchnorm2d_backward_split_cuda(x.f(), g.f(), mean.f(), inv.f(), gy.f(), y.f(), gx.f(), gg.f(),
-                                                      gbe.f(), N, C, H * H, true);
-           }}},
-         false);
-  }
-
-  void maxpool2d(int64_t C, int64_t H) const {
-    const int64_t N = a.batch, OH = (H + 2 - 3) / 2 + 1, ni = N * C * H * H, no = N * C * OH * OH;
-    const kernels::MaxPool2dGeometry g{N * C, H, H, OH, OH, 3, 3, 2, 2, 1, 1};
-    Buf x(ni, 1), y(no, 2), arg(no, 0, false), gy(no, 3), gx(ni, 4);
-    auto* am = static_cast<int32_t*>(arg.p);
-    auto fwd = [&] { kernels::maxpool2d_forward_cuda(x.f(), y.f(), am, g); };
-    fwd();  // argmax for the backward
-    rows("maxpool2d", "3x3s2 " + nchw(N, C, H), 1,
-         {{"forward", 4.0 * (ni + 2 * no), false, fwd},  // reads x, writes y and argmax
-          {"backward", 4.0 * (2 * ni + 2 * no), false,   // reads argmax and gy, reads and writes gx
-           [&] { kernels::maxpool2d_backward_cuda(am, gy.f(), gx.f(), g); }}},
-         false);
-  }
-
-  void elementwise(int64_t C, int64_t H, int relu_count, int add_count, bool relu, bool add) const {
-    const int64_t n = a.batch * C * H * H;
-    Buf u(n, 1), v(n, 2), y(n, 3), gx(n, 4);
-    if (relu)
-      rows("relu", nchw(a.batch, C, H), relu_count,
-           {{"forward", 8.0 * n, false, [&] { kernels::relu_forward_cuda(u.f(), y.f(), n); }},
-            {"backward", 16.0 * n, false, [&] { kernels::relu_backward_cuda(y.f(), v.f(), gx.f(), n); }}},
-           false);
-    if (add && add_count > 0)
-      rows("add", nchw(a.batch, C, H), add_count,
-           {{"forward", 12.0 * n, false, [&] { kernels::add_forward_cuda(u.f(), v.f(), y.f(), n); }},
-            {"backward", 12.0 * n, false, [&] { kernels::add_backward_cuda(v.f(), gx.f(), n); }},
-            {"add+relu fwd", 12.0 * n, false, [&] { kernels::add_relu_forward_cuda(u.f(), v.f(), y.f(), n); }},
-            {"add+relu bwd", 28.0 * n, false,  // reads y, gy, both gradients; writes both
-             [&] { kernels::add_relu_backward_cuda(y.f(), v.f(), gx.f(), u.f(), n); }}},
-           false);
+  // One bench case: its buffers live while its rows run.
+  void run_case(const op_table::OpCase& k) const {
+    op_table::BenchSetup setup;
+    k.bench_setup(setup);
+    for (const op_table::BenchRows& r : setup.rows) rows(r);
   }
 };
 
@@ -285,16 +158,25 @@ void bench_kernels(const KernelArgs& a) {
   if (a.precision == "both") precs = {kernels::Precision::tf32, kernels::Precision::fp32};
   else precs = {kernels::parse_precision(a.precision)};
 
-  const std::vector<std::string> known{"conv2d", "linear", "batchnorm2d", "maxpool2d", "relu", "add"};
+  // The ops the table has bench cases for, in its order.
+  const op_table::StudySize study{a.batch, a.size};
+  std::vector<std::pair<std::string, std::vector<op_table::OpCase>>> benched;
+  std::string known;
+  for (const op_table::OpEntry& e : op_table::entries()) {
+    std::vector<op_table::OpCase> cases;
+    for (op_table::OpCase& k : e.cases(study))
+      if (k.bench) cases.push_back(std::move(k));
+    if (cases.empty()) continue;
+    known += (known.empty() ? "" : ", ") + e.op;
+    benched.emplace_back(e.op, std::move(cases));
+  }
   std::istringstream list(a.ops);
   for (std::string op; std::getline(list, op, ',');)
-    if (std::find(known.begin(), known.end(), op) == known.end())
-      throw Error("--ops: unknown op '" + op + "' (expected conv2d, linear, batchnorm2d, maxpool2d, relu, add)");
+    if (std::none_of(benched.begin(), benched.end(), [&](const auto& b) { return b.first == op; }))
+      throw Error("--ops: unknown op '" + op + "' (expected " + known + ")");
   auto want = [&](const std::string& op) { return ("," + a.ops + ",").find("," + op + ",") != std::string::npos; };
 
-  const int64_t S = a.size, h1 = (S + 6 - 7) / 2 + 1, hp = (h1 + 2 - 3) / 2 + 1;
-  int64_t h[5] = {0, hp};  // layer i's side: 3x3 s2 p1 halves it (rounding up)
-  for (int i = 2; i <= 4; ++i) h[i] = (h[i - 1] - 1) / 2 + 1;
+  const int64_t S = a.size;
   std::printf("bench kernels: ResNet18 at batch %lld, %lldx%lld, 1 channel; Dense(20) fc1\n", (long long)a.batch,
               (long long)S, (long long)S);
   std::printf("device: %s\n", cuda::device_description().c_str());
@@ -311,31 +193,21 @@ void bench_kernels(const KernelArgs& a) {
   std::printf("%-12s %-40s %2s  %-4s %-16s %10s %9s %-7s %10s %9s %7s %10s\n", "op", "shape", "n", "prec", "pass",
               "native ms", "rate", "unit", "alt ms", "rate", "ratio", "diff");
   Bench b{a, alt};
+  // Compute-bound cases (FLOP counts) once per precision; the memory-bound
+  // kernels have no precision choice and run once, as fp32.
+  auto compute_bound = [](const op_table::OpCase& k) { return k.flops > 0; };
   for (kernels::Precision prec : precs) {
-  b.prec = prec;
-  if (want("conv2d")) {
-    b.conv2d("conv1", 1, S, 64, 7, 2, 3, false, 1);
-    b.conv2d("layer1", 64, h[1], 64, 3, 1, 1, false, 4);
-    for (int i = 2; i <= 4; ++i) {
-      const int64_t wd = int64_t(64) << (i - 1);
-      const std::string l = "layer" + std::to_string(i);
-      b.conv2d((l + ".0.conv1").c_str(), wd / 2, h[i - 1], wd, 3, 2, 1, false, 1);
-      b.conv2d(l.c_str(), wd, h[i], wd, 3, 1, 1, false, 3);
-      b.conv2d((l + ".0.down").c_str(), wd / 2, h[i - 1], wd, 1, 2, 0, false, 1);
-    }
-    b.conv2d("fc(head)", 512, h[4], 1, 1, 1, 0, true, 1);
+    b.prec = prec;
+    for (const auto& [op, cases] : benched)
+      if (want(op))
+        for (const op_table::OpCase& k : cases)
+          if (compute_bound(k)) b.run_case(k);
   }
-  if (want("linear")) b.linear(S * S, 20);
-  }
-  b.prec = kernels::Precision::fp32;  // the memory-bound kernels have no precision choice
-  if (want("batchnorm2d")) {
-    b.batchnorm2d(64, h1, 1);
-    for (int i = 1; i <= 4; ++i) b.batchnorm2d(int64_t(32) << i, h[i], i == 1 ? 4 : 5);
-  }
-  if (want("maxpool2d")) b.maxpool2d(64, h1);
-  if (want("relu")) b.elementwise(64, h1, 1, 0, true, false);
-  for (int i = 1; i <= 4 && (want("relu") || want("add")); ++i)
-    b.elementwise(int64_t(32) << i, h[i], 4, 2, want("relu"), want("add"));
+  b.prec = kernels::Precision::fp32;
+  for (const auto& [op, cases] : benched)
+    if (want(op))
+      for (const op_table::OpCase& k : cases)
+        if (!compute_bound(k)) b.run_case(k);
 }
 }  // namespace
 

@@ -12,10 +12,13 @@
 #include <functional>
 #include <random>
 #include <sstream>
+#include <vector>
 
+#include "engine/op_table.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/emu/schedule.h"
 #include "kernels/cuda/runtime.h"
+#include "tests/test_util.h"
 
 namespace ctg::test {
 
@@ -36,39 +39,33 @@ inline void for_each_schedule(const std::function<void()>& body) {
 
 // A fresh copy of `t` on `dev` (Tensor::to returns the same tensor when it is
 // already there, and the tests must not share leaves between runs).
-inline Tensor fresh_on(const Tensor& t, Device dev) { return dev == Device::cpu ? t.clone() : t.to(dev); }
+// An undefined tensor stays undefined (an optional operand such as a bias).
+inline Tensor fresh_on(const Tensor& t, Device dev) {
+  if (!t.defined()) return Tensor();
+  return dev == Device::cpu ? t.clone() : t.to(dev);
+}
+
+// The float32 elements of `t` for the kernel of its device (nullptr when undefined):
+// what a test passes to a kernel entry point directly.
+inline float* ptr(const Tensor& t) {
+  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
+}
 
 // Uniform float32 tensor on the CPU in [lo, hi) (never all zeros).
 inline Tensor rand_f32(const Shape& s, std::mt19937_64& rng, double lo = -1, double hi = 1) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v((size_t)shape_numel(s));
-  for (double& x : v) x = u(rng);
-  return Tensor::from_vector(v, s, DType::f32);
+  return op_table::uniform(s, rng, lo, hi, DType::f32);
 }
 
-// |a − b| ≤ atol + rtol·|b| elementwise (b is the CPU reference); on failure
-// prints the largest difference and the first mismatches.
-inline void check_close(const Tensor& got, const Tensor& want, double atol, double rtol, const std::string& what) {
-  REQUIRE_MESSAGE(got.defined(), what << ": no result");
-  REQUIRE_MESSAGE(got.shape() == want.shape(), what << ": shape " << shape_str(got.shape()) << " vs "
-                                                    << shape_str(want.shape()));
-  std::vector<double> a = got.to_vector(), b = want.to_vector();
-  double worst = 0;
-  size_t worst_i = 0, bad = 0;
-  std::ostringstream first;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double d = std::fabs(a[i] - b[i]);
-    if (std::isnan(d)) d = INFINITY;  // a NaN on either side is the worst difference
-    if (!(d <= atol + rtol * std::fabs(b[i]))) {
-      if (bad < 5) first << "  [" << i << "] cuda " << a[i] << " cpu " << b[i] << "\n";
-      ++bad;
-    }
-    if (d > worst) worst = d, worst_i = i;
-  }
-  INFO(what << " " << shape_str(want.shape()) << ": " << bad << " mismatches (atol " << atol << ", rtol " << rtol
-            << "), largest difference " << worst << " at " << worst_i << "\n"
-            << first.str());
-  CHECK(bad == 0);
+// check_close (|a − b| ≤ atol + rtol·|b|, b the CPU reference) is in tests/test_util.h.
+
+// The study's conv layer types at a small odd size (x 2x3x11x13 -> 5 channels):
+// 3×3 same, the CNN's 5×5 stride 3, ResNet's 7×7 stride 2 stem on one channel,
+// its 1×1 stride 2 downsample. The kernel-level CUDA tests start from these.
+inline std::vector<ConvConf> study_conv_layers() {
+  return {{2, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1, false, "k3 s1 p1"},
+          {2, 3, 11, 13, 5, 5, 5, 3, 3, 3, 3, false, "k5 s3 p3 (the study's CNN)"},
+          {2, 1, 11, 13, 5, 7, 7, 2, 2, 3, 3, false, "k7 s2 p3 C=1 (ResNet stem)"},
+          {2, 3, 11, 13, 5, 1, 1, 2, 2, 0, 0, false, "k1 s2 p0 (downsample)"}};
 }
 
 }  // namespace ctg::test

@@ -20,10 +20,8 @@ using namespace ctg;
 
 namespace {
 
-float* ptr(const Tensor& t) {
-  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
-}
-Tensor on_cuda(const Tensor& t) { return t.defined() ? t.to(Device::cuda) : Tensor(); }
+using test::ptr;
+Tensor on_cuda(const Tensor& t) { return test::fresh_on(t, Device::cuda); }
 Tensor zeros_cuda(const Shape& s) {
   Tensor t = Tensor::empty(s, DType::f32, Device::cuda);  // NaN-poisoned until filled
   t.fill_(0.0);

@@ -1,13 +1,13 @@
 // CUDA global_maxpool (kernels/cuda/global_maxpool.cu) vs the CPU reference,
-// float32. Tolerance: none. The block reduction picks the same (value, index)
+// float32: the argmax, which the op keeps to itself (through the entry points),
+// and the tie and NaN rules; the op's y and accumulated gx are the op table's
+// cases (engine/op_table/norm_pool.cpp). Tolerance: none. The block reduction picks the same (value, index)
 // pair as the CPU's scan (a max under a total order), and the backward adds
 // one gy into one gx value per plane, so y, argmax and gx are bit-identical.
 // Planes of 143 and 153 values leave threads of the 256-thread block idle;
 // 37×29 = 1073 values make each thread's block-stride loop run 4–5 times.
 #include <cstring>
 
-#include "engine/autograd.h"
-#include "engine/ops.h"
 #include "kernels/global_maxpool.h"
 #include "tests/cuda_check.h"
 
@@ -44,35 +44,16 @@ void check_same_forward(const Forward& got, const Forward& want) {
   }
 }
 
-// y = global_maxpool(x) and dL/dx for L = Σ c·y, added to gx0 (accumulation).
-struct Result {
-  Tensor y, gx;
-};
-Result run_op(const Tensor& x_cpu, const Tensor& c_cpu, const Tensor& gx0, Device dev) {
-  Tensor x = test::fresh_on(x_cpu, dev).set_requires_grad(true);
-  x.impl().grad = test::fresh_on(gx0, dev).impl_ptr();
-  Tensor y = ops::global_maxpool(x);
-  autograd::backward(y, c_cpu.to(dev));
-  return {y.to(Device::cpu), x.grad().to(Device::cpu)};
-}
-
 }  // namespace
 
-TEST_CASE("cuda vs cpu: global_maxpool forward, argmax and backward") {
+TEST_CASE("cuda vs cpu: global_maxpool argmax on continuous values") {
   std::mt19937_64 rng(21);
   for (const Shape& s : {Shape{2, 3, 13, 11}, Shape{3, 5, 17, 9}, Shape{2, 3, 37, 29}}) {
     CAPTURE(shape_str(s));
     // Continuous random values: a tie inside a plane has probability ~0.
-    Tensor x = test::rand_f32(s, rng), gx0 = test::rand_f32(s, rng);
-    Tensor c = test::rand_f32({s[0], s[1], 1, 1}, rng, 0.5, 1.5);
-    const Forward want_fwd = forward_entry_point(x, Device::cpu);
-    const Result want = run_op(x, c, gx0, Device::cpu);
-    test::for_each_schedule([&] {
-      check_same_forward(forward_entry_point(x, Device::cuda), want_fwd);
-      const Result got = run_op(x, c, gx0, Device::cuda);
-      test::check_close(got.y, want.y, 0, 0, "global_maxpool forward");
-      test::check_close(got.gx, want.gx, 0, 0, "global_maxpool backward (accumulated into gx)");
-    });
+    const Tensor x = test::rand_f32(s, rng);
+    const Forward want = forward_entry_point(x, Device::cpu);
+    test::for_each_schedule([&] { check_same_forward(forward_entry_point(x, Device::cuda), want); });
   }
 }
 

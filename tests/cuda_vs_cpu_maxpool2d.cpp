@@ -1,11 +1,13 @@
-// CUDA maxpool2d (kernels/cuda/maxpool2d.cu) vs the CPU reference, float32.
-// Tolerance: none. The forward picks one of the input values by the same rule
-// in the same window order, and the backward gather adds into each gx value in
-// the CPU scatter's order, so y, argmax and gx must be bit-identical.
+// CUDA maxpool2d (kernels/cuda/maxpool2d.cu) vs the CPU reference, float32:
+// the argmax, which the op keeps to itself (through the entry points), and the
+// tie and NaN rules. Tolerance: none. The forward picks one of the input values
+// by the same rule in the same window order, and the backward gather adds into
+// each gx value in the CPU scatter's order, so y, argmax and gx must be
+// bit-identical. The op's y and accumulated gx on distinct inputs are the op
+// table's cases (engine/op_table/norm_pool.cpp, run by tests/op_table_cuda.cpp).
 // Shapes are odd, and with them inputs (one backward thread each) and most
 // outputs (one forward thread each) span several 256-thread blocks.
 // Geometries: k2 s2, ResNet's k3 s2 p1, and a non-square (3,2) s(2,1) p(1,0).
-#include <algorithm>
 #include <cstring>
 
 #include "engine/autograd.h"
@@ -30,21 +32,9 @@ const std::vector<ops::Pool2dParams> kGeometries = {pool(2, 2, 2, 2, 0, 0), pool
                                                     pool(3, 2, 2, 1, 1, 0)};
 const std::vector<Shape> kShapes = {{2, 3, 13, 11}, {3, 5, 17, 9}};
 
-// Distinct values in [-1, 1) in random order: no window holds a tie.
-Tensor distinct_values(const Shape& s, std::mt19937_64& rng) {
-  const int64_t n = shape_numel(s);
-  std::vector<double> v((size_t)n);
-  for (int64_t i = 0; i < n; ++i) v[(size_t)i] = -1.0 + 2.0 * (double)i / (double)n;
-  std::shuffle(v.begin(), v.end(), rng);
-  return Tensor::from_vector(v, s, DType::f32);
-}
-
 kernels::MaxPool2dGeometry geometry(const Shape& s, const ops::Pool2dParams& p) {
-  kernels::MaxPool2dGeometry g{s[0] * s[1], s[2],      s[3],      0,       0,      p.kernel_h,
-                               p.kernel_w,  p.stride_h, p.stride_w, p.pad_h, p.pad_w};
-  g.OH = (g.H + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
-  g.OW = (g.W + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
-  return g;
+  return kernels::maxpool2d_geometry(s[0], s[1], s[2], s[3], p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h,
+                                     p.pad_w);
 }
 
 // The kernels' own outputs on one device: y and the int32 argmax (the op keeps
@@ -98,7 +88,7 @@ Result run_op(const Tensor& x_cpu, const Tensor& c_cpu, const Tensor& gx0, const
 
 }  // namespace
 
-TEST_CASE("cuda vs cpu: maxpool2d forward, argmax and backward (k2 s2, k3 s2 p1, (3,2) s(2,1) p(1,0))") {
+TEST_CASE("cuda vs cpu: maxpool2d argmax on distinct values (k2 s2, k3 s2 p1, (3,2) s(2,1) p(1,0))") {
   std::mt19937_64 rng(11);
   for (const Shape& s : kShapes)
     for (const ops::Pool2dParams& p : kGeometries) {
@@ -106,16 +96,10 @@ TEST_CASE("cuda vs cpu: maxpool2d forward, argmax and backward (k2 s2, k3 s2 p1,
       CAPTURE(shape_str(s));
       const std::string geom = pool_name(p);
       CAPTURE(geom);
-      Tensor x = distinct_values(s, rng), gx0 = test::rand_f32(s, rng);
-      Tensor c = test::rand_f32({s[0], s[1], g.OH, g.OW}, rng, 0.5, 1.5);
-      const Forward want_fwd = forward_entry_point(x, g, Device::cpu);
-      const Result want = run_op(x, c, gx0, p, Device::cpu);
-      test::for_each_schedule([&] {
-        check_same_forward(forward_entry_point(x, g, Device::cuda), want_fwd);
-        const Result got = run_op(x, c, gx0, p, Device::cuda);
-        test::check_close(got.y, want.y, 0, 0, "maxpool2d forward");
-        test::check_close(got.gx, want.gx, 0, 0, "maxpool2d backward (accumulated into gx)");
-      });
+      // No window holds a tie (op_table::distinct: gaps ≥ 1e-2).
+      const Tensor x = op_table::distinct(s, rng, 1e-2, DType::f32);
+      const Forward want = forward_entry_point(x, g, Device::cpu);
+      test::for_each_schedule([&] { check_same_forward(forward_entry_point(x, g, Device::cuda), want); });
     }
 }
 

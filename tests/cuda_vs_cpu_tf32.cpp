@@ -104,37 +104,17 @@ TEST_CASE("cuda vs cpu: tf32 gemm batches, sum mode and split-K") {
   check_gemm_tf32({19, 70, 41, false, true, 1.f, 1.f, GemmBatch{}, 3}, rng);
 }
 
-namespace {
-
-struct Conf {
-  const char* name;
-  int64_t N, C, H, W, O, KH, KW, SH, SW, PH, PW;
-};
-
-kernels::Conv2dDims dims_of(const Conf& c) {
-  return {c.N, c.C, c.H, c.W, c.O, c.KH, c.KW, c.SH, c.SW, c.PH, c.PW,
-          (c.H + 2 * c.PH - c.KH) / c.SH + 1, (c.W + 2 * c.PW - c.KW) / c.SW + 1};
-}
-
-float* ptr(const Tensor& t) {
-  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
-}
-
-}  // namespace
+using test::ptr;
+using Conf = test::ConvConf;
 
 TEST_CASE("cuda vs cpu: tf32 implicit-GEMM conv2d forward, grad-input, grad-weight") {
-  const Conf confs[] = {
-      {"k3 s1 p1", 2, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1},
-      {"k5 s3 p3 (the study's CNN)", 2, 3, 11, 13, 5, 5, 5, 3, 3, 3, 3},
-      {"k7 s2 p3 C=1 (ResNet stem)", 2, 1, 11, 13, 5, 7, 7, 2, 2, 3, 3},
-      {"k1 s2 p0 (downsample)", 2, 3, 11, 13, 5, 1, 1, 2, 2, 0, 0},
-      {"k(3,2) s(2,1) p(1,0)", 2, 3, 9, 7, 4, 3, 2, 2, 1, 1, 0},
-      {"k3 s1 p1, C=4 (K = 36, P = 48: 16-byte copies)", 2, 4, 8, 6, 5, 3, 3, 1, 1, 1, 1},
-  };
+  std::vector<Conf> confs = test::study_conv_layers();
+  confs.push_back({2, 3, 9, 7, 4, 3, 2, 2, 1, 1, 0, false, "k(3,2) s(2,1) p(1,0)"});
+  confs.push_back({2, 4, 8, 6, 5, 3, 3, 1, 1, 1, 1, false, "k3 s1 p1, C=4 (K = 36, P = 48: 16-byte copies)"});
   std::mt19937_64 rng(43);
   for (const Conf& c : confs)
     for (bool bias : {true, false}) {
-      const kernels::Conv2dDims d = dims_of(c);
+      const kernels::Conv2dDims d = c.dims();
       CAPTURE(c.name); CAPTURE(bias);
       Tensor x = test::rand_f32({d.N, d.C, d.H, d.W}, rng), w = test::rand_f32({d.O, d.C, d.KH, d.KW}, rng),
              b = bias ? test::rand_f32({d.O}, rng) : Tensor(), gy = test::rand_f32({d.N, d.O, d.OH, d.OW}, rng),
@@ -145,7 +125,7 @@ TEST_CASE("cuda vs cpu: tf32 implicit-GEMM conv2d forward, grad-input, grad-weig
       kernels::conv2d_forward_cpu<float>(ptr(x), ptr(w), ptr(b), ptr(y), d);
       kernels::conv2d_backward_cpu<float>(ptr(x), ptr(w), ptr(gy), ptr(gx), ptr(gw), ptr(gb), d);
       test::for_each_schedule([&] {
-        auto on = [](const Tensor& t) { return t.defined() ? t.to(Device::cuda) : Tensor(); };
+        auto on = [](const Tensor& t) { return test::fresh_on(t, Device::cuda); };
         Tensor xd = on(x), wd = on(w), bd = on(b), gyd = on(gy), gxd = on(gx0), gwd = on(gw0), gbd = on(gb0);
         Tensor yd = Tensor::empty({d.N, d.O, d.OH, d.OW}, DType::f32, Device::cuda);  // NaN-poisoned
         {

@@ -16,35 +16,25 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/op_table.h"
 #include "engine/tensor.h"
 
 namespace ctg::test {
 
-// Uniform random tensor in [lo, hi); never all zeros.
+// Uniform random tensor in [lo, hi); never all zeros (the op table's maker).
 inline Tensor rand_tensor(const Shape& s, std::mt19937_64& rng, double lo = -1, double hi = 1,
                           DType dt = DType::f64) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v((size_t)shape_numel(s));
-  for (double& x : v) x = u(rng);
-  return Tensor::from_vector(v, s, dt);
+  return op_table::uniform(s, rng, lo, hi, dt);
 }
 
-// Values whose pairwise gaps are at least `gap` (a shuffled, jittered ramp):
-// max pooling never sees a near-tie, so the numeric derivative is defined.
+// Values whose pairwise gaps are at least `gap`: max pooling never sees a
+// near-tie, so the numeric derivative is defined (the op table's maker).
 inline Tensor distinct_tensor(const Shape& s, std::mt19937_64& rng, double gap = 1e-2) {
-  std::vector<double> v((size_t)shape_numel(s));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = (double)i * gap * 2.0;
-  std::shuffle(v.begin(), v.end(), rng);
-  std::uniform_real_distribution<double> jitter(0, gap * 0.5);
-  double mid = (double)v.size() * gap;
-  for (double& x : v) x = x - mid + jitter(rng);
-  return Tensor::from_vector(v, s, DType::f64);
+  return op_table::distinct(s, rng, gap);
 }
 
-struct GradcheckOptions {
-  double eps = 1e-6;
-  double rtol = 1e-5;
-  double atol = 1e-7;
+// The step and tolerances (engine/op_table.h) and the seed of the weights c.
+struct GradcheckOptions : op_table::GradcheckTol {
   uint64_t seed = 1234;
 };
 

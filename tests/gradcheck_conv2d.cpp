@@ -11,15 +11,7 @@ using namespace ctg;
 
 namespace {
 
-struct Conf {
-  int64_t N, C, H, W, O, KH, KW, SH, SW, PH, PW;
-  bool bias;
-};
-
-kernels::Conv2dDims dims_of(const Conf& c) {
-  return {c.N, c.C, c.H, c.W, c.O, c.KH, c.KW, c.SH, c.SW, c.PH, c.PW,
-          (c.H + 2 * c.PH - c.KH) / c.SH + 1, (c.W + 2 * c.PW - c.KW) / c.SW + 1};
-}
+using Conf = test::ConvConf;
 
 // The definition, loop by loop: y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q]·x[n,c,i·SH+p−PH,j·SW+q−PW].
 std::vector<double> naive_forward(const std::vector<double>& x, const std::vector<double>& w,
@@ -65,17 +57,6 @@ void naive_backward(const std::vector<double>& x, const std::vector<double>& w, 
         }
 }
 
-void check_close(const std::vector<double>& got, const std::vector<double>& want, double atol, double rtol) {
-  REQUIRE(got.size() == want.size());
-  int64_t bad = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    if (std::fabs(got[i] - want[i]) > atol + rtol * std::fabs(want[i])) {
-      if (bad < 5) INFO("[" << i << "] got " << got[i] << " want " << want[i]);
-      ++bad;
-    }
-  CHECK(bad == 0);
-}
-
 std::string describe(const Conf& c) {
   std::ostringstream os;
   os << "x [" << c.N << "," << c.C << "," << c.H << "," << c.W << "], W [" << c.O << "," << c.C << ","
@@ -86,8 +67,9 @@ std::string describe(const Conf& c) {
 
 ops::Conv2dParams params_of(const Conf& c) { return {c.SH, c.SW, c.PH, c.PW}; }
 
+using ctg::test::check_close;
+using ctg::test::contains;
 using ctg::test::error_of;
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -132,7 +114,7 @@ TEST_CASE("conv2d forward matches the direct 7-loop convolution") {
       {1, 2, 3, 2, 2, 3, 3, 1, 2, 2, 2, true}};
   for (const Conf& c : confs) {
     INFO(describe(c));
-    kernels::Conv2dDims d = dims_of(c);
+    kernels::Conv2dDims d = c.dims();
     Tensor x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng), w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng);
     Tensor b = c.bias ? test::rand_tensor({c.O}, rng) : Tensor();
     std::vector<double> bv = c.bias ? b.to_vector() : std::vector<double>();
@@ -162,7 +144,7 @@ TEST_CASE("conv2d kernels match the direct loops under every tiling") {
                         {2, 16, 41, 40, 3, 3, 3, 2, 2, 1, 1, true}};
   const int64_t huge = int64_t(1) << 40;
   for (const Conf& c : confs) {
-    kernels::Conv2dDims d = dims_of(c);
+    kernels::Conv2dDims d = c.dims();
     const int64_t K = c.C * c.KH * c.KW, P = d.OH * d.OW;
     const kernels::Conv2dCpuTuning tunings[] = {
         {},                           // defaults
@@ -194,28 +176,6 @@ TEST_CASE("conv2d kernels match the direct loops under every tiling") {
       kernels::conv2d_backward_cpu<double>(x.data(), w.data(), gy.data(), gx2.data(), nullptr, nullptr, d, t);
       check_close(gx2, want_gx, 1e-10, 1e-10);
     }
-  }
-}
-
-TEST_CASE("gradcheck conv2d: input, weight and bias in double") {
-  const Conf confs[] = {
-      {2, 3, 7, 9, 4, 3, 2, 2, 1, 1, 2, true},    // odd sizes, 3×2 kernel, stride (2,1), padding (1,2)
-      {2, 2, 11, 10, 3, 5, 5, 3, 3, 3, 3, true},  // kernel 5 stride 3 pad 3 (the study's CNN)
-      {2, 3, 5, 6, 4, 1, 1, 1, 1, 0, 0, true},    // 1×1 stride 1: the in-place fast path
-      {2, 3, 7, 8, 4, 1, 1, 2, 2, 0, 0, false},   // 1×1 stride 2 (ResNet downsample), no bias
-      {1, 2, 12, 11, 3, 7, 7, 2, 2, 3, 3, false}, // 7×7 stride 2 pad 3 (ResNet stem)
-      {2, 3, 6, 5, 2, 3, 3, 1, 1, 1, 1, false},   // 3×3 same padding, no bias
-  };
-  std::mt19937_64 rng(3);
-  for (const Conf& c : confs) {
-    INFO(describe(c));
-    Tensor x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng).set_requires_grad(true);
-    Tensor w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng).set_requires_grad(true);
-    Tensor b = c.bias ? test::rand_tensor({c.O}, rng).set_requires_grad(true) : Tensor();
-    const ops::Conv2dParams p = params_of(c);
-    // Without bias the op gets an undefined tensor (gradcheck takes defined inputs only).
-    auto f = [p](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), p); };
-    test::gradcheck(f, c.bias ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w});
   }
 }
 

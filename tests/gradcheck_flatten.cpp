@@ -70,19 +70,6 @@ TEST_CASE("reshape backward: gradient comes back in the input's shape") {
   CHECK(x.grad().to_vector() == std::vector<double>{6, 5, 4, 3, 2, 1});
 }
 
-TEST_CASE("gradcheck flatten and reshape") {
-  std::mt19937_64 rng(61);
-  Tensor x = test::rand_tensor({2, 3, 2, 5}, rng);
-  x.set_requires_grad(true);
-  test::gradcheck([](const std::vector<Tensor>& in) { return ops::flatten(in[0]); }, {x});
-  // Composed with a non-trivial op so the view's gradient is not just all c.
-  Tensor w = test::rand_tensor({4, 30}, rng);
-  w.set_requires_grad(true);
-  test::gradcheck([](const std::vector<Tensor>& in) {
-    return ops::sigmoid(ops::linear(ops::flatten(in[0]), in[1], Tensor()).reshape({-1}));
-  }, {x, w});
-}
-
 TEST_CASE("flatten without grad mode records nothing") {
   Tensor x = Tensor::full({2, 3, 4}, 1.0, DType::f64);
   x.set_requires_grad(true);

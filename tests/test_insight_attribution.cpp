@@ -12,6 +12,7 @@
 #include "insight/attribution.h"
 #include "nets/nets.h"
 #include "tests/cuda_check.h"
+#include "tests/gradcheck.h"
 #include "tests/test_util.h"
 
 using namespace ctg;
@@ -19,12 +20,7 @@ using insight::IgMethod;
 
 namespace {
 
-Tensor rand64(const Shape& s, std::mt19937_64& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v((size_t)shape_numel(s));
-  for (double& x : v) x = u(rng);
-  return Tensor::from_vector(v, s, DType::f64);
-}
+using test::rand_tensor;  // uniform in [lo, hi), double
 
 // A smooth net in double: conv 3×3 (1→3, padding 1) → BatchNorm in eval mode
 // with non-trivial running statistics → sigmoid → linear to one logit.
@@ -32,14 +28,14 @@ struct SmoothNet {
   Tensor w1, b1, gamma, beta, mean, var, w2, b2;
   SmoothNet(int64_t h, int64_t w, uint64_t seed) {
     std::mt19937_64 rng(seed);
-    w1 = rand64({3, 1, 3, 3}, rng, -1, 1);
-    b1 = rand64({3}, rng, -0.5, 0.5);
-    gamma = rand64({3}, rng, 0.5, 1.5);
-    beta = rand64({3}, rng, -0.5, 0.5);
-    mean = rand64({3}, rng, -0.2, 0.2);
-    var = rand64({3}, rng, 0.5, 2);
-    w2 = rand64({1, 3 * h * w}, rng, -0.6, 0.6);
-    b2 = rand64({1}, rng, -0.5, 0.5);
+    w1 = rand_tensor({3, 1, 3, 3}, rng, -1, 1);
+    b1 = rand_tensor({3}, rng, -0.5, 0.5);
+    gamma = rand_tensor({3}, rng, 0.5, 1.5);
+    beta = rand_tensor({3}, rng, -0.5, 0.5);
+    mean = rand_tensor({3}, rng, -0.2, 0.2);
+    var = rand_tensor({3}, rng, 0.5, 2);
+    w2 = rand_tensor({1, 3 * h * w}, rng, -0.6, 0.6);
+    b2 = rand_tensor({1}, rng, -0.5, 0.5);
   }
   Tensor operator()(const Tensor& x) {
     ops::Conv2dParams p;
@@ -61,7 +57,7 @@ TEST_CASE("explain: saliency equals |central finite differences| of the score in
   const int64_t H = 5, W = 6, n = H * W;
   SmoothNet net(H, W, 3);
   std::mt19937_64 rng(4);
-  const Tensor x = rand64({1, 1, H, W}, rng, 0, 1);
+  const Tensor x = rand_tensor({1, 1, H, W}, rng, 0, 1);
   insight::AttributionOptions o;
   o.batch = 7;  // several passes, the last one partial
   const Tensor g = insight::input_gradients(forward_of(net), x, o);
@@ -133,9 +129,9 @@ TEST_CASE("explain: Captum's IG step positions and weights") {
 TEST_CASE("explain: IG on a linear model is exactly (x - x')*w, and complete on a smooth net") {
   const int64_t H = 4, W = 5, n = H * W;
   std::mt19937_64 rng(8);
-  const Tensor w = rand64({1, n}, rng, -1, 1), b = rand64({1}, rng, -1, 1);
+  const Tensor w = rand_tensor({1, n}, rng, -1, 1), b = rand_tensor({1}, rng, -1, 1);
   insight::Forward linear = [&](const Tensor& x) { return ops::linear(ops::flatten(x), w, b); };
-  const Tensor x = rand64({1, 1, H, W}, rng, 0, 1);
+  const Tensor x = rand_tensor({1, 1, H, W}, rng, 0, 1);
   insight::AttributionOptions o;
   o.target = insight::Target::logit;
   o.batch = 3;
@@ -180,7 +176,7 @@ TEST_CASE("explain: occlusion equals a brute-force loop, cut-off windows include
   const int64_t H = 11, W = 13;
   SmoothNet net(H, W, 21);
   std::mt19937_64 rng(22);
-  const Tensor x = rand64({1, 1, H, W}, rng, 0, 1);
+  const Tensor x = rand_tensor({1, 1, H, W}, rng, 0, 1);
   struct Case { int64_t window, stride; double baseline; };
   for (const Case cs : {Case{4, 3, 0.0}, Case{5, 5, 0.3}, Case{3, 2, 0.0}, Case{11, 4, 0.0}}) {
     CAPTURE(cs.window);

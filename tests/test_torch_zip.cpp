@@ -23,7 +23,6 @@ std::string load_error(const std::string& b) { return error_of([&] { load_bytes(
 std::string unpickle_error(const std::string& p) {
   return error_of([&] { unpickle((const uint8_t*)p.data(), p.size(), "t.pkl"); });
 }
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // {'w': float32 tensor of `vals`} as a whole torch.save archive.
 std::string one_tensor_zip(const std::vector<float>& vals, const std::vector<int64_t>& size,

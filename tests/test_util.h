@@ -3,6 +3,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -10,9 +13,12 @@
 #include <functional>
 #include <iterator>
 #include <set>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "engine/tensor.h"
+#include "kernels/conv2d.h"
 
 namespace ctg::test {
 
@@ -50,6 +56,51 @@ inline std::string error_of(const std::function<void()>& f) {
   }
   return "(no error)";
 }
+
+// Whether `part` occurs in `s`.
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// |got − want| ≤ atol + rtol·|want| for every element (want is the reference:
+// the CPU, the plain loop, the definition). On failure: how many differ, the
+// largest difference and the first five mismatches, under the label `what`.
+// A NaN on either side is a mismatch.
+inline void check_close(const std::vector<double>& got, const std::vector<double>& want, double atol, double rtol,
+                        const std::string& what = "") {
+  REQUIRE_MESSAGE(got.size() == want.size(), what << ": " << got.size() << " values vs " << want.size());
+  double worst = 0;
+  size_t worst_i = 0, bad = 0;
+  std::ostringstream first;
+  for (size_t i = 0; i < got.size(); ++i) {
+    double d = std::fabs(got[i] - want[i]);
+    if (std::isnan(d)) d = INFINITY;  // a NaN on either side is the worst difference
+    if (!(d <= atol + rtol * std::fabs(want[i]))) {
+      if (bad < 5) first << "  [" << i << "] got " << got[i] << " want " << want[i] << "\n";
+      ++bad;
+    }
+    if (d > worst) worst = d, worst_i = i;
+  }
+  INFO(what << ": " << bad << " of " << got.size() << " mismatches (atol " << atol << ", rtol " << rtol
+            << "), largest difference " << worst << " at " << worst_i << "\n"
+            << first.str());
+  CHECK(bad == 0);
+}
+// The same for two tensors (any dtype or device): both defined, the same shape.
+inline void check_close(const Tensor& got, const Tensor& want, double atol, double rtol, const std::string& what) {
+  REQUIRE_MESSAGE(got.defined(), what << ": no result");
+  REQUIRE_MESSAGE(got.shape() == want.shape(),
+                  what << ": shape " << shape_str(got.shape()) << " vs " << shape_str(want.shape()));
+  check_close(got.to(Device::cpu).to_vector(), want.to(Device::cpu).to_vector(), atol, rtol,
+              what + " " + shape_str(want.shape()));
+}
+
+// One convolution as the conv tests list them: x [N,C,H,W], W [O,C,KH,KW],
+// stride (SH,SW), padding (PH,PW); dims() adds OH and OW (kernels/conv2d.h).
+struct ConvConf {
+  int64_t N, C, H, W, O, KH, KW, SH, SW, PH, PW;
+  bool bias = false;
+  const char* name = "";
+  kernels::Conv2dDims dims() const { return kernels::conv2d_dims(N, C, H, W, O, KH, KW, SH, SW, PH, PW); }
+};
 
 // A file's bytes ("" when it cannot be read).
 inline std::string slurp(const std::string& path) {

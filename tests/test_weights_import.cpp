@@ -26,7 +26,6 @@ std::map<std::string, NamedTensor> by_name(const LoadedWeights& w) {
   for (const NamedTensor& t : w.tensors) m[t.name] = t;
   return m;
 }
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 float f32(double v) { return (float)v; }
 
 // multi_layer.safetensors' model: conv(3→4, k3, pad 1) → BN → ReLU → flatten → Linear(256, 16).
