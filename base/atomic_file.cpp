@@ -25,7 +25,7 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   static std::atomic<int> counter{0};
   temp_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(path + ": cannot create " + temp_ + ": " + errno_text());
+  if (fd_ < 0) throw Error(path + ": cannot create temporary file " + temp_ + ": " + errno_text());
 }
 
 AtomicFile::~AtomicFile() {
@@ -38,7 +38,7 @@ void AtomicFile::write_at(const void* data, size_t bytes, uint64_t offset) {
   while (bytes > 0) {
     const ssize_t n = ::pwrite(fd_, p, bytes, (off_t)offset);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(path_ + ": write failed: " + errno_text());
+    if (n <= 0) throw Error(path_ + ": cannot write " + temp_ + ": " + errno_text());
     p += n, bytes -= (size_t)n, offset += (uint64_t)n;
   }
   size_ = std::max(size_, offset);
@@ -52,13 +52,17 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   f.commit();
 }
 
-void AtomicFile::commit() {
+void AtomicFile::commit(Sync sync) {
   if (committed_) return;
-  if (::fsync(fd_) != 0) throw Error(path_ + ": fsync failed: " + errno_text());
-  ::close(fd_);
+  const bool durable = sync == Sync::durable;
+  if (durable && ::fsync(fd_) != 0) throw Error(path_ + ": cannot fsync " + temp_ + ": " + errno_text());
+  const int closed = ::close(fd_);
   fd_ = -1;
-  if (::rename(temp_.c_str(), path_.c_str()) != 0) throw Error(path_ + ": rename from " + temp_ + " failed: " + errno_text());
+  if (closed != 0) throw Error(path_ + ": cannot close " + temp_ + ": " + errno_text());
+  if (::rename(temp_.c_str(), path_.c_str()) != 0)
+    throw Error(path_ + ": cannot rename " + temp_ + " over it: " + errno_text());
   committed_ = true;
+  if (!durable) return;
   // The rename is durable only once the directory entry is on disk.
   std::string dir = std::filesystem::path(path_).parent_path().string();
   if (dir.empty()) dir = ".";

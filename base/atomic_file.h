@@ -10,7 +10,9 @@
 namespace ctg {
 
 // The temporary sits beside the target (rename is atomic only within a
-// filesystem) and is removed unless commit() ran.
+// filesystem) and is removed unless commit() ran. Every error is a ctg::Error
+// "PATH: cannot create temporary file|write|fsync|close|rename TEMP ...: why",
+// PATH being the target.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::string& path);
@@ -20,8 +22,13 @@ class AtomicFile {
   void write(const void* data, size_t bytes);                      // append
   void write_at(const void* data, size_t bytes, uint64_t offset);  // patch (a header)
   uint64_t size() const { return size_; }
-  // fsync the data, rename over the target, fsync the directory.
-  void commit();
+  // durable: fsync the data, rename over the target, fsync the directory.
+  // rename_only: the rename without the fsyncs, still atomic for readers, but
+  // a crash may lose the file; for data that is cheap to regenerate (the
+  // synthetic cohort's volumes, where syncing file by file costs more than
+  // making them).
+  enum class Sync { durable, rename_only };
+  void commit(Sync sync = Sync::durable);
 
  private:
   std::string path_, temp_;

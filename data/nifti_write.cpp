@@ -1,17 +1,14 @@
 // The NIfTI writer: a header from NiftiWriteSpec (geometry from one affine),
 // the voxels in the requested byte order, optional gzip, and an atomic
 // temp-file-then-rename so that a reader (or a crash) never sees half a file.
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "base/atomic_file.h"
 #include "data/nifti.h"
 #include "engine/tensor.h"
 
@@ -27,50 +24,18 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-std::string errno_str() { return std::strerror(errno); }
-
-bool write_all(int fd, const uint8_t* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return true;
-}
-
-// Temp file beside the target (same filesystem, so rename is atomic), fsync,
-// rename over, then fsync the directory so the rename itself is durable.
+// Atomically (base/atomic_file.h: temporary beside the target, fsync, rename,
+// fsync of the directory). Its errors start with "PATH: "; the writer's own
+// say "PATH: write: ..." (what callers and tests look for), so the tag is put
+// after the path.
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string((long)::getpid()) + "." + std::to_string(counter++);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": write: cannot create temporary file " + tmp + ": " + errno_str());
-  if (!write_all(fd, bytes.data(), bytes.size()) || ::fsync(fd) != 0) {
-    const std::string err = errno_str();
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw Error(path + ": write: cannot write " + tmp + ": " + err);
-  }
-  if (::close(fd) != 0) {
-    const std::string err = errno_str();
-    ::unlink(tmp.c_str());
-    throw Error(path + ": write: cannot close " + tmp + ": " + err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = errno_str();
-    ::unlink(tmp.c_str());
-    throw Error(path + ": write: cannot rename " + tmp + " over it: " + err);
-  }
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);  // best effort: some filesystems refuse fsync on a directory
-    ::close(dfd);
+  try {
+    AtomicFile f(path);
+    f.write(bytes.data(), bytes.size());
+    f.commit();
+  } catch (const Error& e) {
+    const std::string what = e.what(), prefix = path + ": ";
+    throw Error(prefix + "write: " + (what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what));
   }
 }
 

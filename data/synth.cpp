@@ -1,19 +1,16 @@
 // The synthetic cohort: storage layouts (how a phantom in the patient frame
 // becomes voxels plus an affine) and the parallel writer of
 // DIR/studies/CT-g/study_NNNN.nii.gz. The phantom itself is data/phantom.cpp.
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "base/atomic_file.h"
 #include "data/synth.h"
 #include "engine/tensor.h"
 
@@ -60,18 +57,6 @@ int choose_layout(uint64_t seed, int64_t study_id, double reoriented_fraction) {
   return u < reoriented_fraction ? 1 + (int)((h & 0xFF) % (kSynthLayouts - 1)) : 0;
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    if (!f.flush()) throw Error(path + ": cannot write");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw Error(path + ": cannot rename " + tmp + " over it: " + ec.message());
-}
-
 // The cohort's .nii.gz writer. write_nifti would do, but for each 20 MB
 // volume it zero-fills and copies a whole file image and compresses with
 // zlib's default strategy; here the header and the voxels are streamed into
@@ -111,24 +96,9 @@ class CohortWriter {
     // Atomic: a reader never sees half a file. No fsync: the cohort can be
     // regenerated, and syncing ~10 MB files one by one would cost more than
     // generating them.
-    const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
-    for (size_t off = 0; off < produced;) {
-      const ssize_t w = ::write(fd, out_.data() + off, produced - off);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        const std::string err = std::strerror(errno);
-        ::close(fd), ::unlink(tmp.c_str());
-        throw Error(tmp + ": cannot write: " + err);
-      }
-      off += (size_t)w;
-    }
-    if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-      const std::string err = std::strerror(errno);
-      ::unlink(tmp.c_str());
-      throw Error(path + ": cannot write: " + err);
-    }
+    AtomicFile f(path);
+    f.write(out_.data(), produced);
+    f.commit(AtomicFile::Sync::rename_only);
     bytes_ = produced;
   }
   uint64_t bytes() const { return bytes_; }
@@ -269,7 +239,7 @@ std::vector<SynthPatient> synth_cohort(const std::string& dir, const SynthOption
                   synth_layout_name(p.layout), p.target_involvement, p.involvement, p.path.c_str());
     csv += line;
   }
-  write_text_atomically((fs::path(dir) / "synth.csv").string(), csv);
+  write_file_atomic((fs::path(dir) / "synth.csv").string(), csv);
   return patients;
 }
 

@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/atomic_file.h"
+
 // The file format is little-endian; we copy bytes straight into tensors.
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.cpp assumes a little-endian host"
@@ -99,17 +101,6 @@ bool read_at(int fd, void* buf, size_t n, uint64_t offset) {
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) return false;
     p += got, n -= (size_t)got, offset += (uint64_t)got;
-  }
-  return true;
-}
-
-bool write_all(int fd, const void* buf, size_t n) {
-  const char* p = static_cast<const char*>(buf);
-  while (n > 0) {
-    ssize_t put = ::write(fd, p, n);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return false;
-    p += put, n -= (size_t)put;
   }
   return true;
 }
@@ -350,43 +341,15 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = (unsigned char)((uint64_t)text.size() >> (8 * i));
 
-  // Write a temporary beside the target and rename it over: a crash leaves
-  // either the old file or the new one, never a torn checkpoint.
-  const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
-  Fd file;
-  file.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (file.fd < 0) fail(path, "cannot create temporary file " + tmp + ": " + errno_str());
-  auto abandon = [&](const std::string& what) {
-    const std::string err = errno_str();
-    ::close(file.fd);
-    file.fd = -1;
-    ::unlink(tmp.c_str());
-    fail(path, what + ": " + err);
-  };
-  if (!write_all(file.fd, len_bytes, 8) || !write_all(file.fd, text.data(), text.size()))
-    abandon("cannot write " + tmp);
-  for (const NamedTensor* nt : order)
-    if (!write_all(file.fd, nt->tensor.raw_data(), nt->tensor.nbytes())) abandon("cannot write " + tmp);
-  if (::fsync(file.fd) != 0) abandon("cannot fsync " + tmp);
-  const int closed = ::close(file.fd);
-  file.fd = -1;
-  if (closed != 0) {
-    const std::string err = errno_str();
-    ::unlink(tmp.c_str());
-    fail(path, "cannot close " + tmp + ": " + err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = errno_str();
-    ::unlink(tmp.c_str());
-    fail(path, "cannot rename " + tmp + " over it: " + err);
-  }
-  // Make the rename itself durable. Best effort: the new file is already in
-  // place, and some filesystems refuse fsync on a directory.
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  Fd d;
-  d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d.fd >= 0) (void)::fsync(d.fd);
+  // Write a temporary beside the target and rename it over (base/atomic_file.h,
+  // fsync'ed): a crash leaves either the old file or the new one, never a torn
+  // checkpoint. Its errors name the target ("PATH: cannot create temporary
+  // file ...", "PATH: cannot rename ... over it: ...").
+  AtomicFile file(path);
+  file.write(len_bytes, 8);
+  file.write(text.data(), text.size());
+  for (const NamedTensor* nt : order) file.write(nt->tensor.raw_data(), nt->tensor.nbytes());
+  file.commit();
 }
 
 }  // namespace ctg
