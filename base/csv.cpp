@@ -5,21 +5,23 @@
 
 namespace ctg {
 
-namespace {
-std::string trim(const std::string& s) {
+std::string trim_blanks(const std::string& s) {
   const char* ws = " \t\r\n";
   const size_t a = s.find_first_not_of(ws);
   if (a == std::string::npos) return "";
   return s.substr(a, s.find_last_not_of(ws) - a + 1);
 }
-}  // namespace
 
-std::vector<std::string> split_csv_line(const std::string& line, const std::string& where) {
+std::vector<std::string> split_csv_line(const std::string& line, const std::string& where, CsvBlanks blanks) {
+  const bool trimmed = blanks == CsvBlanks::trim;
+  auto skip_blanks = [&](size_t& i) {
+    while (trimmed && i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+  };
   std::vector<std::string> fields;
   size_t i = 0;
   while (true) {
     std::string f;
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    skip_blanks(i);
     if (i < line.size() && line[i] == '"') {
       for (++i;; ++i) {
         if (i >= line.size()) throw Error(where + ": unterminated quoted field");
@@ -30,13 +32,14 @@ std::vector<std::string> split_csv_line(const std::string& line, const std::stri
           f += line[i];
         }
       }
-      ++i;  // past the closing quote; only blanks may follow before the comma
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+      ++i;  // past the closing quote; only blanks (when trimmed) may follow before the comma
+      skip_blanks(i);
       if (i < line.size() && line[i] != ',')
         throw Error(where + ": unexpected text after a quoted field, at column " + std::to_string(i + 1));
     } else {
       const size_t end = line.find(',', i);
-      f = trim(line.substr(i, end == std::string::npos ? std::string::npos : end - i));
+      f = line.substr(i, end == std::string::npos ? std::string::npos : end - i);
+      if (trimmed) f = trim_blanks(f);
       i = end == std::string::npos ? line.size() : end;
     }
     fields.push_back(f);

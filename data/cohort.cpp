@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/csv.h"
 #include "engine/tensor.h"
 
 namespace ctg::data {
@@ -239,28 +240,6 @@ void write_split_csv(const std::string& path, const std::vector<Patient>& patien
   write_file_atomic(path, text);
 }
 
-// One CSV record (quoted fields may not span lines: ids and paths never hold newlines).
-static std::vector<std::string> split_csv_line(const std::string& line, const std::string& where) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
-      else if (c == '"') quoted = false;
-      else out.back() += c;
-    } else if (c == '"' && out.back().empty()) {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  if (quoted) throw Error(where + ": unterminated quoted field");
-  return out;
-}
-
 static int parse_small_int(const std::string& s, int lo, int hi, const std::string& where) {
   if (s.size() != 1 || s[0] < '0' + lo || s[0] > '0' + hi)
     throw Error(where + ": expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got '" + s + "'");
@@ -281,7 +260,9 @@ std::vector<Patient> read_split_csv(const std::string& path) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     const std::string where = path + ": line " + std::to_string(lineno);
-    auto f = split_csv_line(line, where);
+    // Fields as written (ids and paths are kept to the byte; quoted fields
+    // may not span lines: ids and paths never hold newlines).
+    auto f = split_csv_line(line, where, CsvBlanks::keep);
     if (f.size() != 5) throw Error(where + ": expected 5 fields, got " + std::to_string(f.size()));
     Patient p;
     p.id = f[0];

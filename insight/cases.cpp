@@ -8,39 +8,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/csv.h"
 #include "data/cache.h"
+#include "data/run_layout.h"
 #include "engine/tensor.h"
 #include "metrics/metrics.h"
-#include "train/run.h"
 
 namespace ctg::insight {
 
 namespace {
-
-// RFC 4180 fields of one line (quotes may hold commas; "" is one quote).
-std::vector<std::string> csv_fields(const std::string& line, const std::string& where) {
-  std::vector<std::string> out;
-  std::string f;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') f += '"', ++i;
-      else if (c == '"') quoted = false;
-      else f += c;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.push_back(f);
-      f.clear();
-    } else if (c != '\r') {
-      f += c;
-    }
-  }
-  if (quoted) throw Error(where + ": unterminated quoted field");
-  out.push_back(f);
-  return out;
-}
 
 double number(const std::string& s, const std::string& where) {
   char* end = nullptr;
@@ -61,7 +37,7 @@ std::vector<ScoredPatient> read_patient_scores(const std::string& path) {
   if (!in) throw Error(path + ": cannot open");
   std::string line;
   if (!std::getline(in, line)) throw Error(path + ": empty file");
-  const std::vector<std::string> head = csv_fields(line, path + ": line 1");
+  const std::vector<std::string> head = split_csv_line(line, path + ": line 1");
   int col[5] = {-1, -1, -1, -1, -1};
   const char* names[5] = {"patient", "label", "score", "slices", "slice_scores"};
   for (size_t i = 0; i < head.size(); ++i)
@@ -73,7 +49,7 @@ std::vector<ScoredPatient> read_patient_scores(const std::string& path) {
   for (int ln = 2; std::getline(in, line); ++ln) {
     if (line.empty() || line == "\r") continue;
     const std::string where = path + ": line " + std::to_string(ln);
-    const std::vector<std::string> f = csv_fields(line, where);
+    const std::vector<std::string> f = split_csv_line(line, where);
     if (f.size() < head.size()) throw Error(where + ": " + std::to_string(f.size()) + " fields, expected " +
                                             std::to_string(head.size()));
     ScoredPatient p;
@@ -95,7 +71,7 @@ std::vector<ScoredPatient> read_patient_scores(const std::string& path) {
 }
 
 double validation_threshold(const std::string& run) {
-  const std::string val = train::run_file(run, train::scores_name("val", false));
+  const std::string val = data::run_file(run, data::scores_name("val", false));
   if (!file_exists(val))
     throw Error(val + ": not found; run `ctgrad eval --run " + run + " --split val` to choose the threshold");
   return eval::summarize(eval::read_scores_csv(val)).threshold_f1;

@@ -19,13 +19,6 @@ namespace ctg::eval {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  const char* ws = " \t\r\n";
-  const size_t a = s.find_first_not_of(ws);
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(ws) - a + 1);
-}
-
 // A whole field as a double (strtod must consume all of it); false if not.
 bool parse_double(const std::string& s, double& v) {
   if (s.empty()) return false;
@@ -54,14 +47,14 @@ std::vector<Scored> read_scores_csv(const std::string& path) {
     }
   }
   for (auto [name, col] : {std::pair<const char*, int>{"score", score_col}, {"label", label_col}})
-    if (col < 0) throw Error(path + ": line 1: no '" + name + "' column in the header '" + trim(line) + "'");
+    if (col < 0) throw Error(path + ": line 1: no '" + name + "' column in the header '" + trim_blanks(line) + "'");
   const size_t needed = (size_t)std::max(score_col, label_col) + 1;
 
   std::vector<Scored> out;
   int64_t counts[2] = {0, 0};
   for (int64_t lineno = 2; std::getline(in, line); ++lineno) {
     if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
-    if (trim(line).empty()) continue;  // blank lines (e.g. a trailing one) carry no row
+    if (trim_blanks(line).empty()) continue;  // blank lines (e.g. a trailing one) carry no row
     const std::string where = path + ": line " + std::to_string(lineno);
     const auto f = split_csv_line(line, where);
     if (f.size() < needed)

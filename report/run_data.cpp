@@ -7,16 +7,17 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/csv.h"
+#include "data/run_layout.h"
 #include "engine/tensor.h"
 #include "report/report.h"
-#include "train/run.h"
 
 namespace ctg::report {
 
 namespace {
 
 std::string need_file(const std::string& dir, const std::string& name, const std::string& made_by) {
-  const std::string path = train::run_file(dir, name);
+  const std::string path = data::run_file(dir, name);
   if (!std::filesystem::is_regular_file(path)) throw Error("report: " + path + ": no such file (" + made_by + ")");
   return path;
 }
@@ -42,18 +43,6 @@ const nlohmann::json& field(const nlohmann::json& j, const std::string& key, con
   return *it;
 }
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::stringstream ss(line);
-  std::string cell;
-  while (std::getline(ss, cell, ',')) {
-    while (!cell.empty() && (cell.back() == '\r' || cell.back() == ' ')) cell.pop_back();
-    out.push_back(cell);
-  }
-  if (!line.empty() && line.back() == ',') out.push_back("");
-  return out;
-}
-
 // An empty cell or "nan" reads as NaN (an epoch without validation); other
 // text that is not a number is an error.
 double number(const std::string& cell, const std::string& where) {
@@ -69,7 +58,7 @@ std::vector<Epoch> read_metrics(const std::string& path) {
   if (!in) throw Error("report: " + path + ": cannot open");
   std::string line;
   if (!std::getline(in, line)) throw Error("report: " + path + ": empty (no header)");
-  const auto header = split_csv_line(line);
+  const auto header = split_csv_line(line, "report: " + path + ":1");
   auto column = [&](const std::string& name) {
     for (size_t i = 0; i < header.size(); ++i)
       if (header[i] == name) return i;
@@ -79,8 +68,8 @@ std::vector<Epoch> read_metrics(const std::string& path) {
   std::vector<Epoch> out;
   for (int lineno = 2; std::getline(in, line); ++lineno) {
     if (line.empty() || line == "\r") continue;
-    const auto cells = split_csv_line(line);
     const std::string where = path + ":" + std::to_string(lineno);
+    const auto cells = split_csv_line(line, "report: " + where);
     if (cells.size() < header.size()) throw Error("report: " + where + ": " + std::to_string(cells.size()) + " fields, the header has " + std::to_string(header.size()));
     Epoch e;
     const double ep = number(cells[c_epoch], where);
@@ -122,11 +111,11 @@ RunData load_run(const std::string& dir) {
   r.best_epoch = field(s, "best_epoch", summary, num).get<int64_t>();
   r.best_val_auc = field(s, "best_val_auc", summary, num).get<double>();
   r.epochs = read_metrics(need_file(dir, "metrics.csv", "written by ctgrad train"));
-  r.val = read_scores(need_file(dir, train::scores_name("val", false), "run ctgrad eval --split val"));
-  const std::string test = train::run_file(dir, train::scores_name("test", false));
+  r.val = read_scores(need_file(dir, data::scores_name("val", false), "run ctgrad eval --split val"));
+  const std::string test = data::run_file(dir, data::scores_name("test", false));
   r.has_test = std::filesystem::is_regular_file(test);
   if (r.has_test) r.test = read_scores(test);
-  const std::string central = train::run_file(dir, train::scores_name("test", true));
+  const std::string central = data::run_file(dir, data::scores_name("test", true));
   r.has_central = std::filesystem::is_regular_file(central);
   if (r.has_central) r.test_central = read_scores(central);
   return r;
@@ -137,14 +126,14 @@ RunMeasures measure(const RunData& r) {
   try {
     m.val = eval::summarize(r.val);
   } catch (const Error& e) {
-    throw Error("report: " + train::run_file(r.dir, train::scores_name("val", false)) + ": " + e.what());
+    throw Error("report: " + data::run_file(r.dir, data::scores_name("val", false)) + ": " + e.what());
   }
   m.threshold = m.val.threshold_f1;
   if (!r.has_test) return m;
   try {
     m.test = eval::summarize(r.test);
   } catch (const Error& e) {
-    throw Error("report: " + train::run_file(r.dir, train::scores_name("test", false)) + ": " + e.what());
+    throw Error("report: " + data::run_file(r.dir, data::scores_name("test", false)) + ": " + e.what());
   }
   m.at_threshold = eval::confusion_at(r.test, m.threshold);
   if (r.has_central) m.central_auc = eval::roc_auc(r.test_central);

@@ -38,13 +38,14 @@
 #include <string>
 #include <vector>
 
+#include "data/run_layout.h"
+
 namespace ctg::train {
 
-inline std::string run_file(const std::string& run, const std::string& name) { return run + "/" + name; }
-// "scores_test.csv", "scores_test_central.csv"
-inline std::string scores_name(const std::string& split, bool central) {
-  return "scores_" + split + (central ? "_central" : "") + ".csv";
-}
+// The file names (RUN/NAME, scores_<split>[_central].csv) live one layer down,
+// in data/run_layout.h, for the readers below train.
+using data::run_file;
+using data::scores_name;
 
 // One row of RUN/metrics.csv.
 struct EpochRow {
