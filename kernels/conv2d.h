@@ -23,7 +23,8 @@
 // that gradient is not needed.
 // Implementations (the first is the one to read; the others are tested against it):
 //   reference  kernels/cpu/conv2d.cpp        the plain loops over the sums above
-//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im
+//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im;
+//              kernels/cpu/conv2d_direct.cpp for few output channels (opt-in)
 //   CUDA       kernels/cuda/conv2d.cu        im2col + our SGEMM (tf32: conv2d_tc.cu)
 // conv2d_forward_cpu / conv2d_backward_cpu run the reference or the tuned CPU
 // kernel, as kernels/cpu_impl.h selects (default tuned).
@@ -64,6 +65,12 @@ inline bool conv2d_is_pointwise(const Conv2dDims& d) {
 struct Conv2dCpuTuning {
   int64_t wide_below = 2048;  // OH·OW below this: whole images grouped under one GEMM
   int64_t max_scratch = int64_t(1) << 24;  // elements of im2col scratch (64 MiB in float)
+  // O ≤ this: the direct kernel below instead of im2col (few output channels
+  // make a thin GEMM behind a K× larger column matrix). Default 0, never: on
+  // the shared 2-core EPYC it won for CNN1's conv2 (C = O = 5) and lost for
+  // CNN2's C = 10, O = 20 and for tiny convs, with no clear net gain per step
+  // (bench/RESULTS.md, "CPU speed (issue 16)"), so it is opt-in for now.
+  int64_t direct_max_out = 0;
 };
 
 // The entry points the engine calls: the reference or the tuned kernel, as
@@ -89,6 +96,15 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
 template <typename T>
 void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                                const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
+
+// 2b. Tuned CPU, direct (kernels/cpu/conv2d_direct.cpp): phase-split input rows
+// and unit-stride vector loops over output rows, no im2col; the tuned entry
+// points above pick it for O ≤ tune.direct_max_out (off by default).
+template <typename T>
+void conv2d_forward_cpu_direct(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
+template <typename T>
+void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
+                                const Conv2dDims& d);
 
 // 3. CUDA.
 // How the CUDA kernel batches images (kernels/cuda/conv2d.cu): each group's

@@ -86,16 +86,22 @@ void conv_tuned_vs_reference(const ConvCase& c, std::mt19937_64& rng) {
   std::vector<T> want_gx(x.size(), T(0.25)), want_gw(w.size(), T(0.25)), want_gb(b.size(), T(0.25));
   kernels::conv2d_backward_cpu_reference(x.data(), w.data(), gy.data(), want_gx.data(), want_gw.data(),
                                          want_gb.data(), d);
-  // Every cut of the tuned kernel: one-row bands, partial bands, one tile per
-  // image, groups of one, groups of two plus a remainder (wide GEMM + scatter).
-  const int64_t huge = int64_t(1) << 40;
-  const kernels::Conv2dCpuTuning tunings[] = {
-      {}, {0, 1}, {0, 3 * K * d.OW}, {0, huge}, {huge, 1}, {huge, 2 * (K + c.O) * P}};
+  // The defaults, the direct kernel (kernels/cpu/conv2d_direct.cpp), then
+  // every cut of the im2col kernel (direct off): one-row bands, partial bands,
+  // one tile per image, groups of one, groups of two plus a remainder (wide GEMM + scatter).
+  const int64_t huge = int64_t(1) << 40, dflt = kernels::Conv2dCpuTuning{}.max_scratch;
+  const kernels::Conv2dCpuTuning tunings[] = {{},
+                                              {2048, dflt, huge},
+                                              {0, 1, 0},
+                                              {0, 3 * K * d.OW, 0},
+                                              {0, huge, 0},
+                                              {huge, 1, 0},
+                                              {huge, 2 * (K + c.O) * P, 0}};
   for (const auto& t : tunings) {
     INFO("conv " << c.N << "x" << c.C << "x" << c.H << "x" << c.W << " O" << c.O << " k" << c.KH << "x" << c.KW
                  << " s" << c.SH << "," << c.SW << " p" << c.PH << "," << c.PW << " "
                  << (sizeof(T) == 8 ? "double" : "float") << " tuning {" << t.wide_below << ", "
-                 << t.max_scratch << "}");
+                 << t.max_scratch << ", " << t.direct_max_out << "}");
     std::vector<T> y(gy.size(), T(-7));
     kernels::conv2d_forward_cpu_tuned(x.data(), w.data(), b.data(), y.data(), d, t);
     check_same(y, want_y, K, "y");
@@ -120,6 +126,8 @@ const ConvCase kConvCases[] = {
     {2, 3, 7, 8, 4, 1, 1, 2, 2, 0, 0},     // 1×1 stride 2 (ResNet downsample)
     {2, 2, 4, 5, 3, 2, 3, 1, 2, 2, 3},     // border rows that read only padding, non-square kernel
     {2, 17, 41, 37, 3, 3, 3, 1, 1, 1, 1},  // large enough for im2col/col2im on several threads
+    {2, 1, 61, 47, 5, 5, 5, 3, 3, 3, 3},   // CNN1's stem (C = 1, k5 s3 p3), several threads in the direct kernel
+    {2, 3, 9, 10, 33, 3, 2, 2, 1, 1, 0},   // O = 33: more output channels than one vector
 };
 
 TEST_CASE("cpu reference: conv2d tuned matches the plain loops under every tiling, float and double") {
@@ -270,23 +278,26 @@ TEST_CASE("cpu reference: the flag and CTGRAD_CPU_KERNELS parse, and bad values 
 // the switch is ignored either way.
 TEST_CASE("cpu reference: the switch decides what conv2d_forward_cpu and linear_forward_cpu run") {
   std::mt19937_64 rng(144);
-  const kernels::Conv2dDims d = kernels::conv2d_dims(3, 6, 15, 14, 5, 5, 5, 1, 1, 2, 2);
+  const kernels::Conv2dDims d = kernels::conv2d_dims(3, 6, 15, 14, 40, 5, 5, 1, 1, 2, 2);  // im2col + GEMM
   const std::vector<float> x = uniform<float>((size_t)(d.N * d.C * d.H * d.W), rng);
   const std::vector<float> w = uniform<float>((size_t)(d.O * d.C * d.KH * d.KW), rng);
+  // With a bias: the reference sums b + t0 + t1 + ..., the tuned kernel adds a
+  // GEMM's Σ t onto b, which rounds differently.
+  const std::vector<float> b = uniform<float>((size_t)d.O, rng);
   const size_t ny = (size_t)(d.N * d.O * d.OH * d.OW);
   std::vector<float> ref(ny), tuned(ny), got(ny);
-  kernels::conv2d_forward_cpu_reference<float>(x.data(), w.data(), nullptr, ref.data(), d);
-  kernels::conv2d_forward_cpu_tuned<float>(x.data(), w.data(), nullptr, tuned.data(), d);
+  kernels::conv2d_forward_cpu_reference<float>(x.data(), w.data(), b.data(), ref.data(), d);
+  kernels::conv2d_forward_cpu_tuned<float>(x.data(), w.data(), b.data(), tuned.data(), d);
   REQUIRE_MESSAGE(ref != tuned, "the two variants agree bit for bit here: pick an input where they do not");
   {
     kernels::ScopedCpuImpl s(CpuImpl::reference);
     CHECK(kernels::cpu_impl() == CpuImpl::reference);
-    kernels::conv2d_forward_cpu<float>(x.data(), w.data(), nullptr, got.data(), d);
+    kernels::conv2d_forward_cpu<float>(x.data(), w.data(), b.data(), got.data(), d);
     CHECK(got == ref);
   }
   {
     kernels::ScopedCpuImpl s(CpuImpl::tuned);
-    kernels::conv2d_forward_cpu<float>(x.data(), w.data(), nullptr, got.data(), d);
+    kernels::conv2d_forward_cpu<float>(x.data(), w.data(), b.data(), got.data(), d);
     CHECK(got == tuned);
   }
   // linear: x [N, I] with I long enough that the GEMM blocks its sums.
