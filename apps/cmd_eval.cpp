@@ -5,6 +5,7 @@
 
 #include "apps/commands.h"
 #include "apps/progress.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 
 namespace ctg::apps {
@@ -19,13 +20,22 @@ void run_eval(EvalArgs a) {
   if (a.slices != "all" && a.slices != "central")
     throw Error("--slices: expected all (the ten chosen slices) or central, got '" + a.slices + "'");
   a.opt.central = a.slices == "central";
+  // Under mpirun the ranks share the slices (rank 0 writes and prints).
+  const std::shared_ptr<dist::Communicator> comm = dist::init(false);
+  a.opt.comm = comm.get();
   Progress progress("eval", "slices");
   const auto out = train::evaluate_run(a.run, a.opt, [&](int64_t d, int64_t t) { progress(d, t); });
+  if (!comm->is_root()) {
+    comm->barrier();
+    return;
+  }
   std::printf("run: %s\nsplit: %s\nslices: %s\npatients: %zu\n", a.run.c_str(), a.opt.split.c_str(),
               a.slices.c_str(), out.patients.size());
   std::fputs(eval::format_summary(out.summary).c_str(), stdout);
   std::printf("scores: %s\nmeasures: %s\n", out.scores_path.c_str(), out.measures_path.c_str());
   for (const auto& p : out.curve_paths) std::printf("curve: %s\n", p.c_str());
+  std::fflush(stdout);
+  comm->barrier();
 }
 }  // namespace
 

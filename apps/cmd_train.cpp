@@ -55,17 +55,19 @@ void run_train(train::TrainOptions o, CLI::App* cmd, dist::Communicator& comm) {
       (*bar)(done, total);
     };
   const train::TrainResult r = train::run_training(o, hooks, comm.shared_from_this());
-  if (!comm.is_root()) {  // rank 0 scores and prints; the others wait for it to finish
-    comm.barrier();
-    return;
-  }
-  std::fprintf(stderr, "scoring the validation patients with the best epoch (%lld)\n", (long long)r.best_epoch);
+  if (comm.is_root())
+    std::fprintf(stderr, "scoring the validation patients with the best epoch (%lld)\n", (long long)r.best_epoch);
   train::EvalOptions eo;
   eo.split = "val";
   eo.device = o.device;
   eo.workers = o.workers;
+  eo.comm = &comm;  // every rank scores its part of the slices; rank 0 writes and prints
   if (o.eval_batch > 0) eo.batch = o.eval_batch;
   const auto ev = train::evaluate_run(o.out, eo);
+  if (!comm.is_root()) {
+    comm.barrier();
+    return;
+  }
   std::printf("run: %s\nnet: %s\nepochs: %lld\nbest_epoch: %lld\nbest_val_auc: %.6f\ntrain_seconds: %.1f\n"
               "threshold_f1_val: %.6f\nbest: %s\nscores_val: %s\n",
               o.out.c_str(), o.net.c_str(), (long long)r.epochs_done, (long long)r.best_epoch, r.best_val_auc,

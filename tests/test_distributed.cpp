@@ -4,6 +4,8 @@
 // has no MPI or mpirun is missing.
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -129,6 +131,42 @@ TEST_CASE("mpirun -np 2: Dense(20) at batch 8 per rank ends with the weights of 
   int lines = 0;
   for (std::string l; std::getline(m, l);) lines++;
   CHECK(lines == 3);
+
+  // `ctgrad eval` on 2 ranks: each scores half of the slices, rank 0 gathers
+  // and writes; the scores are one process's (same weights; float sums of
+  // other batch compositions at most: 1e-6).
+  const std::string run = t / "two";
+  const auto e1 = test::run_ctgrad("eval --run " + run + " --split val --workers 0");
+  REQUIRE_MESSAGE(e1.rc == 0, e1.out);
+  const std::string one_scores = test::slurp(run + "/scores_val.csv");
+  const auto e2 = run_shell(mp + test::ctgrad_binary() + " eval --run " + run + " --split val --workers 0");
+  REQUIRE_MESSAGE(e2.rc == 0, e2.out);
+  CHECK(e2.out.find("patients:") == e2.out.rfind("patients:"));  // rank 0 alone prints
+  const std::string two_scores = test::slurp(run + "/scores_val.csv");
+  REQUIRE(!one_scores.empty());
+  std::istringstream a(one_scores), b(two_scores);
+  int rows = 0;
+  auto fields = [](const std::string& line) {  // patient,label,score,slices,slice_scores
+    std::vector<std::string> f;
+    std::istringstream in(line);
+    for (std::string x; std::getline(in, x, ',');) f.push_back(x);
+    return f;
+  };
+  for (std::string la, lb; std::getline(a, la);) {
+    REQUIRE(std::getline(b, lb));
+    const auto fa = fields(la), fb = fields(lb);
+    REQUIRE(fa.size() == fb.size());
+    if (rows++ == 0) {
+      CHECK(la == lb);  // the header
+      continue;
+    }
+    REQUIRE(fa.size() >= 4);
+    CHECK(fa[0] == fb[0]);  // patient
+    CHECK(fa[1] == fb[1]);  // label
+    CHECK(fa[3] == fb[3]);  // slices
+    CHECK(std::fabs(std::stod(fa[2]) - std::stod(fb[2])) <= 1e-6);  // score
+  }
+  CHECK(rows > 2);
 }
 
 // CNN1 has a BatchNorm after each convolution: with --sync-bn the statistics

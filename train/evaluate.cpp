@@ -52,15 +52,17 @@ EvalOutcome evaluate_run(const std::string& run, const EvalOptions& opt,
   auto ds = data::CacheDataset::of_split(cache, split, opt.central ? data::CacheView::central : data::CacheView::ten);
   if (ds->size() == 0) throw Error(cache_path + ": no " + opt.split + " slices");
   EvalOutcome out;
-  out.patients = per_patient(score_slices(*r.net, ds, opt.batch, dev, opt.workers, progress));
+  const bool split_ranks = opt.comm && opt.comm->size() > 1;
+  out.patients = per_patient(split_ranks ? score_slices_split(*r.net, ds, opt.batch, dev, opt.workers, *opt.comm)
+                                         : score_slices(*r.net, ds, opt.batch, dev, opt.workers, progress));
   const std::string tag = opt.split + (opt.central ? "_central" : "");
   out.scores_path = run_file(run, scores_name(opt.split, opt.central));
-  write_scores_csv(out.scores_path, out.patients);
   const auto scored = as_scored(out.patients);
   out.summary = eval::summarize(scored);
   out.measures_path = run_file(run, "measures_" + tag + ".txt");
-  const std::string text = eval::format_summary(out.summary);
-  write_file_atomic(out.measures_path, text);
+  if (split_ranks && !opt.comm->is_root()) return out;  // rank 0 writes the files
+  write_scores_csv(out.scores_path, out.patients);
+  write_file_atomic(out.measures_path, eval::format_summary(out.summary));
   out.curve_paths = eval::write_curves(scored, run, tag + "_");
   return out;
 }

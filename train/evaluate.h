@@ -38,6 +38,10 @@ struct EvalOptions {
   std::string device = "auto";
   int workers = 2;
   int64_t batch = 30;
+  // Several ranks (mpirun): each scores its part of the slices, the scores
+  // are gathered (score_slices_split) and rank 0 alone writes the files;
+  // every rank returns the same outcome. nullptr: this process alone.
+  dist::Communicator* comm = nullptr;
 };
 
 EvalOutcome evaluate_run(const std::string& run, const EvalOptions& opt,
