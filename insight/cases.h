@@ -10,16 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "metrics/patient_score.h"
+
 namespace ctg::insight {
 
-// One row of RUN/scores_test.csv (train/run.h).
-struct ScoredPatient {
-  std::string patient;
-  int label = 0;
-  double score = 0;
-  std::vector<int64_t> slices;
-  std::vector<double> slice_scores;
-};
+// One row of RUN/scores_test.csv (train/run.h), the struct `ctgrad eval`
+// writes (metrics/patient_score.h).
+using ScoredPatient = eval::PatientScore;
 // Errors name the file and line.
 std::vector<ScoredPatient> read_patient_scores(const std::string& path);
 

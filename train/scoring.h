@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "engine/module.h"
 #include "metrics/metrics.h"
+#include "metrics/patient_score.h"
 #include "train/distributed.h"
 
 namespace ctg::train {
@@ -36,13 +37,8 @@ std::vector<SliceScore> score_slices_split(Module& net, std::shared_ptr<const da
 // Mean BCE-with-logits over the slices (the validation loss).
 double mean_bce(const std::vector<SliceScore>& s);
 
-struct PatientScore {
-  std::string patient;
-  int label = 0;
-  double score = 0;  // mean of the slices' probabilities
-  std::vector<int64_t> slices;
-  std::vector<double> slice_scores;
-};
+// A patient's score and its slices' (metrics/patient_score.h).
+using eval::PatientScore;
 // Groups the slices by patient, patients in first-seen order, slices in
 // their order; a patient whose slices disagree on the label is an error.
 std::vector<PatientScore> per_patient(const std::vector<SliceScore>& s);
