@@ -62,7 +62,6 @@ static CachingAllocator& host_cache() {
   static CachingAllocator* c = new CachingAllocator(raw_host_alloc, std::free);  // never destroyed
   return *c;
 }
-AllocatorStats host_allocator_stats() { return host_cache().stats(); }
 
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
   data = dev == Device::cuda ? cuda::device_alloc(nbytes) : host_cache().alloc(nbytes);

@@ -45,10 +45,6 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
 };
 
-// Statistics of the CPU caching allocator (base/caching_allocator.h).
-struct AllocatorStats;
-AllocatorStats host_allocator_stats();
-
 struct Node;  // autograd.h
 
 struct TensorImpl {

@@ -54,14 +54,4 @@ std::array<uint8_t, 3> colormap_rgb(ColorMap cmap, float t) {
   return {0, 0, 0};
 }
 
-const char* colormap_name(ColorMap cmap) {
-  switch (cmap) {
-    case ColorMap::grey: return "grey";
-    case ColorMap::viridis: return "viridis";
-    case ColorMap::inferno: return "inferno";
-    case ColorMap::diverging: return "diverging";
-  }
-  return "?";
-}
-
 }  // namespace ctg::insight

@@ -52,7 +52,6 @@ std::string encode_png(const Image& img);
 
 // The colour of t ∈ [0, 1] (clamped; NaN gives mid grey).
 std::array<uint8_t, 3> colormap_rgb(ColorMap cmap, float t);
-const char* colormap_name(ColorMap cmap);
 
 // The value range render_map uses for these values and this style, in value
 // units (not log10), after `symmetric`, have_range and diverging centring.
