@@ -29,10 +29,7 @@ using kernels::GemmImpl;
 
 namespace {
 using ctg::test::error_of;
-// The tensor's elements for the kernel of its device (nullptr when undefined).
-float* ptr(const Tensor& t) {
-  return !t.defined() ? nullptr : t.device() == Device::cuda ? t.device_data<float>() : t.data<float>();
-}
+using ctg::test::ptr;
 bool gpu_with(bool available, const char* what) {
   if (!cuda::is_emulated() && available && cuda::available()) return true;
   MESSAGE(std::string(what) << " not run: it needs a native build on a GPU (" << kernels::cublas_status() << "; "
@@ -146,15 +143,14 @@ TEST_CASE("impl select: conv2d through cuDNN and through cuBLAS matches the CPU 
   for (const Conf& c : confs)
     for (int alt = 0; alt < 2; ++alt) {  // 0: cuDNN, 1: our im2col with cuBLAS GEMMs
       if (alt == 0 ? !kernels::cudnn_available() : !kernels::cublas_available()) continue;
-      const kernels::Conv2dDims d{c.N, c.C, c.H, c.W, c.O, c.K, c.K, c.S, c.S, c.P, c.P,
-                                  (c.H + 2 * c.P - c.K) / c.S + 1, (c.W + 2 * c.P - c.K) / c.S + 1};
+      const kernels::Conv2dDims d = kernels::conv2d_dims(c.N, c.C, c.H, c.W, c.O, c.K, c.K, c.S, c.S, c.P, c.P);
       CAPTURE(c.C); CAPTURE(c.K); CAPTURE(c.S); CAPTURE(alt);
       const Tensor x = test::rand_f32({d.N, d.C, d.H, d.W}, rng), w = test::rand_f32({d.O, d.C, d.KH, d.KW}, rng);
       const Tensor b = c.bias ? test::rand_f32({d.O}, rng) : Tensor(), gy = test::rand_f32({d.N, d.O, d.OH, d.OW}, rng);
       const Tensor gx0 = test::rand_f32({d.N, d.C, d.H, d.W}, rng), gw0 = test::rand_f32({d.O, d.C, d.KH, d.KW}, rng);
       const Tensor gb0 = c.bias ? test::rand_f32({d.O}, rng) : Tensor();
       auto run = [&](Device dev) {
-        auto on = [&](const Tensor& t) { return t.defined() ? test::fresh_on(t, dev) : Tensor(); };
+        auto on = [&](const Tensor& t) { return test::fresh_on(t, dev); };
         Tensor xd = on(x), wd = on(w), bd = on(b), gyd = on(gy), gx = on(gx0), gw = on(gw0), gb = on(gb0);
         const Shape ys{d.N, d.O, d.OH, d.OW};  // on the GPU y starts as NaN: it must never be read
         Tensor y = dev == Device::cpu ? Tensor::zeros(ys) : Tensor::full(ys, NAN).to(dev);
