@@ -33,7 +33,7 @@ void run_predict(const PredictArgs& a) {
   std::vector<int64_t> sizes;
   for (const auto& run : a.runs) {
     sizes.push_back(train::load_run(run, dev, /*with_net*/ false).options.size);
-    const std::string val = run + "/" + train::scores_name("val", false);
+    const std::string val = train::run_file(run, train::scores_name("val", false));
     if (!std::filesystem::exists(val))
       throw Error(val + ": not found; run `ctgrad eval --run " + run + " --split val` to choose the threshold");
   }
