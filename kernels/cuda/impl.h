@@ -22,12 +22,14 @@
 // allow_tf32 — faster, with a 10-bit mantissa in the products.
 //
 // Precision of OUR kernels (--precision fp32|tf32, CTGRAD_PRECISION):
-//   fp32 — the hand-written FP32 SIMT GEMM and im2col convolution (default;
-//          what the tests hold against the CPU with FP32 tolerances);
+//   fp32 — the hand-written FP32 SIMT GEMM and im2col convolution (the
+//          default on the emulation, and what the tests hold against the CPU
+//          with FP32 tolerances: tests/main.cpp sets CTGRAD_PRECISION=fp32);
 //   tf32 — the tensor-core GEMM (kernels/cuda/gemm_tc.cu) for every gemm_cuda
 //          call and the implicit-GEMM convolutions (kernels/cuda/conv2d_tc.cu):
 //          operands rounded to TF32 (10-bit mantissa, cvt.rna), FP32 accumulate,
-//          as PyTorch's cuDNN default (allow_tf32) computes.
+//          as PyTorch's cuDNN default (allow_tf32) computes. The default on a
+//          real GPU, as cuDNN's convolutions in PyTorch.
 // Independent of set_allow_tf32, which concerns cuBLAS/cuDNN only.
 #pragma once
 #include <atomic>
@@ -38,6 +40,7 @@
 #include "base/error.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/runtime.h"
 
 namespace ctg::kernels {
 
@@ -94,11 +97,14 @@ inline Precision parse_precision(const std::string& v, const std::string& flag =
 }
 namespace detail {
 // One process-wide setting (an inline function's static is one object in every
-// translation unit); CTGRAD_PRECISION gives the starting value, read once.
+// translation unit); CTGRAD_PRECISION gives the starting value, read once;
+// without it, TF32 on a real GPU and FP32 on the emulation (where TF32 would
+// only cost time: its rounding is emulated in software).
 inline std::atomic<int>& precision_flag() {
   static std::atomic<int> p{[] {
     const char* v = std::getenv("CTGRAD_PRECISION");
-    return (int)(v && *v ? parse_precision(v, "CTGRAD_PRECISION") : Precision::fp32);
+    if (v && *v) return (int)parse_precision(v, "CTGRAD_PRECISION");
+    return (int)(cuda::is_emulated() ? Precision::fp32 : Precision::tf32);
   }()};
   return p;
 }
