@@ -3,9 +3,9 @@
 //
 // On the CPU a fused op must give exactly relu(op(...)) and exactly its
 // gradients (the same float operations in the same order, only without the
-// intermediate tensors), so those checks use tolerance 0. The gradients are
-// also checked against finite differences in double; the CUDA versions
-// (emulated here) against the CPU in float32 with the CUDA tests' tolerance.
+// intermediate tensors), so these checks use tolerance 0. The gradient checks
+// in double and CUDA (emulated) against the CPU are the op table's entries
+// batchnorm2d_relu and add_relu (engine/op_table/, tests/op_table_*.cpp).
 #include <doctest/doctest.h>
 
 #include <random>
@@ -15,7 +15,6 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "nets/nets.h"
-#include "tests/cuda_check.h"
 #include "tests/gradcheck.h"
 #include "tests/test_util.h"
 
@@ -91,69 +90,6 @@ TEST_CASE("add_relu is exactly relu(add) on the CPU with the same gradients") {
     }
     for (size_t i = 0; i < 3; ++i) test::check_close(r[1][i], r[0][i], 0, 0, std::string("add_relu ") + dtype_name(dt));
   }
-}
-
-TEST_CASE("batchnorm2d_relu and add_relu pass the double-precision gradient check") {
-  // Random inputs: no normalised value lies within ε = 1e-6 of ReLU's kink at
-  // 0 (checked below), so the finite differences are defined.
-  const BnInputs in = bn_inputs({2, 3, 4, 5}, DType::f64, 21);
-  for (bool training : {true, false}) {
-    CAPTURE(training);
-    {
-      autograd::NoGradGuard ng;
-      Tensor rm = in.rm.clone(), rv = in.rv.clone();
-      for (double v : ops::batchnorm2d(in.x, in.gamma, in.beta, rm, rv, training).to_vector())
-        REQUIRE(std::fabs(v) > 1e-4);
-    }
-    test::gradcheck(
-        [&](const std::vector<Tensor>& t) {
-          Tensor rm = in.rm.clone(), rv = in.rv.clone();  // fresh statistics for every evaluation
-          return ops::batchnorm2d_relu(t[0], t[1], t[2], rm, rv, training);
-        },
-        {in.x, in.gamma, in.beta});
-  }
-  std::mt19937_64 rng(5);
-  Tensor a = test::rand_tensor({2, 3, 4, 5}, rng), b = test::rand_tensor({2, 3, 4, 5}, rng);
-  for (double v : ops::add(a, b).to_vector()) REQUIRE(std::fabs(v) > 1e-4);
-  a.set_requires_grad(true), b.set_requires_grad(true);
-  test::gradcheck([](const std::vector<Tensor>& t) { return ops::add_relu(t[0], t[1]); }, {a, b});
-}
-
-TEST_CASE("batchnorm2d_relu and add_relu: CUDA matches the CPU") {
-  // Odd sizes: channels' planes not a multiple of any block, several splits.
-  for (const Shape& s : {Shape{3, 5, 7, 9}, Shape{2, 3, 33, 17}})
-    for (bool training : {true, false}) {
-      CAPTURE(shape_str(s));
-      CAPTURE(training);
-      const BnInputs in = bn_inputs(s, DType::f32, 31);
-      std::mt19937_64 rng(32);
-      const Tensor c = test::rand_tensor(s, rng, 0.5, 1.5, DType::f32);
-      const std::vector<Tensor> want = bn_run(true, in, training, c);
-      test::for_each_schedule([&] {
-        BnInputs d{test::fresh_on(in.x.detach(), Device::cuda), test::fresh_on(in.gamma.detach(), Device::cuda),
-                   test::fresh_on(in.beta.detach(), Device::cuda), test::fresh_on(in.rm, Device::cuda),
-                   test::fresh_on(in.rv, Device::cuda)};
-        const std::vector<Tensor> got = bn_run(true, d, training, test::fresh_on(c, Device::cuda));
-        const char* names[] = {"y", "running_mean", "running_var", "dx", "dgamma", "dbeta"};
-        for (size_t i = 0; i < got.size(); ++i)
-          test::check_close(got[i], want[i], 1e-4, 1e-4, std::string("batchnorm2d_relu cuda ") + names[i]);
-      });
-    }
-  std::mt19937_64 rng(7);
-  const Tensor a0 = test::rand_f32({3, 5, 7, 9}, rng), b0 = test::rand_f32({3, 5, 7, 9}, rng);
-  const Tensor c = test::rand_f32({3, 5, 7, 9}, rng);
-  auto run = [&](Device dev) {
-    Tensor a = test::fresh_on(a0, dev), b = test::fresh_on(b0, dev);
-    a.set_requires_grad(true), b.set_requires_grad(true);
-    Tensor y = ops::add_relu(a, b);
-    autograd::backward(y, test::fresh_on(c, dev));
-    return std::vector<Tensor>{y.detach(), a.grad(), b.grad()};
-  };
-  const std::vector<Tensor> want = run(Device::cpu);
-  test::for_each_schedule([&] {
-    const std::vector<Tensor> got = run(Device::cuda);
-    for (size_t i = 0; i < 3; ++i) test::check_close(got[i], want[i], 1e-6, 1e-6, "add_relu cuda");
-  });
 }
 
 TEST_CASE("nets train identically with and without the fused BatchNorm+ReLU") {

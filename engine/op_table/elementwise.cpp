@@ -122,6 +122,19 @@ std::vector<OpCase> add_cases(const StudySize& st) {
   return v;
 }
 
+// add_relu: relu(a + b) fused (kernels/add_relu.h); a + b stays away from 0 by
+// more than the finite differences' ε for these seeds. Its bench rows are
+// add's "add+relu" ones.
+std::vector<OpCase> add_relu_cases(const StudySize&) {
+  std::vector<OpCase> v;
+  for (auto [s, gradcheck] : {std::pair<Shape, bool>{{2, 3, 4, 5}, true}, {{2, 3, 17, 19}, false}}) {
+    OpCase k = add_case(s, gradcheck, !gradcheck, false);
+    k.call = [](const std::vector<Tensor>& in) { return ops::add_relu(in[0], in[1]); };
+    v.push_back(k);
+  }
+  return v;
+}
+
 // ---- sigmoid, dropout -----------------------------------------------------------
 
 std::vector<OpCase> sigmoid_cases(const StudySize&) {
@@ -197,7 +210,7 @@ std::vector<OpCase> bce_cases(const StudySize&) {
 }  // namespace
 
 std::vector<OpEntry> elementwise_entries() {
-  return {{"relu", relu_cases},       {"add", add_cases},         {"sigmoid", sigmoid_cases},
+  return {{"relu", relu_cases},       {"add", add_cases},         {"add_relu", add_relu_cases},         {"sigmoid", sigmoid_cases},
           {"dropout", dropout_cases}, {"flatten", flatten_cases}, {"bce_with_logits", bce_cases}};
 }
 

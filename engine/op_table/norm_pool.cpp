@@ -39,6 +39,7 @@ struct BnSpec {
   bool x_grad = true, params_grad = true;
   double lo = -1, hi = 1;                // x's range
   const char* note = "";
+  bool relu = false;                     // batchnorm2d_relu: the fused BN+ReLU
 };
 
 OpCase bn_case(const BnSpec& b, bool gradcheck, bool cuda) {
@@ -69,10 +70,12 @@ OpCase bn_case(const BnSpec& b, bool gradcheck, bool cuda) {
     for (Tensor& t : v) t = t.to(dev);
     return v;
   };
-  const bool training = b.training, affine = b.affine, stats = b.stats;
-  k.call = [training, affine, stats](const std::vector<Tensor>& in) {
+  const bool training = b.training, affine = b.affine, stats = b.stats, relu = b.relu;
+  k.call = [training, affine, stats, relu](const std::vector<Tensor>& in) {
     Tensor none, rm = stats ? in[affine ? 3 : 1] : none, rv = stats ? in[affine ? 4 : 2] : none;
-    return ops::batchnorm2d(in[0], affine ? in[1] : none, affine ? in[2] : none, rm, rv, training, kMomentum, kEps);
+    const Tensor &g = affine ? in[1] : none, &be = affine ? in[2] : none;
+    return relu ? ops::batchnorm2d_relu(in[0], g, be, rm, rv, training, kMomentum, kEps)
+                : ops::batchnorm2d(in[0], g, be, rm, rv, training, kMomentum, kEps);
   };
   k.bytes = 12.0 * (double)shape_numel(b.s);
   return k;
@@ -166,6 +169,30 @@ std::vector<OpCase> batchnorm2d_cases(const StudySize& st) {
   const ResNetSides rs = resnet18_sides(st);
   v.push_back(bn_bench_case(st.batch, 64, rs.stem, 1));
   for (int i = 1; i <= 4; ++i) v.push_back(bn_bench_case(st.batch, int64_t(32) << i, rs.layer[i], i == 1 ? 4 : 5));
+  return v;
+}
+
+// batchnorm2d_relu: the same cases with the ReLU fused (kernels/batchnorm2d_relu.h).
+// The inputs give normalised values well away from ReLU's kink at 0 (no value
+// within the finite differences' ε of it for these seeds), so gradcheck holds.
+// Its bench rows are batchnorm2d's "fwd+relu fused" and "relu+bwd fused".
+std::vector<OpCase> batchnorm2d_relu_cases(const StudySize&) {
+  std::vector<OpCase> v;
+  BnSpec t{{2, 3, 4, 5}};
+  t.lo = -2, t.hi = 3, t.relu = true;
+  v.push_back(bn_case(t, true, false));
+  BnSpec ev = t;
+  ev.training = false;
+  v.push_back(bn_case(ev, true, false));
+  for (const Shape& s : {Shape{2, 3, 13, 11}, Shape{3, 5, 17, 9}, Shape{2, 3, 37, 29}})
+    for (bool training : {true, false}) {
+      BnSpec c{s};
+      c.training = training, c.relu = true;
+      v.push_back(bn_case(c, false, true));
+    }
+  BnSpec a{{3, 5, 17, 9}};
+  a.affine = false, a.relu = true;
+  v.push_back(bn_case(a, false, true));
   return v;
 }
 
@@ -267,7 +294,10 @@ std::vector<OpCase> global_maxpool_cases(const StudySize&) {
 }  // namespace
 
 std::vector<OpEntry> norm_pool_entries() {
-  return {{"batchnorm2d", batchnorm2d_cases}, {"maxpool2d", maxpool2d_cases}, {"global_maxpool", global_maxpool_cases}};
+  return {{"batchnorm2d", batchnorm2d_cases},
+          {"batchnorm2d_relu", batchnorm2d_relu_cases},
+          {"maxpool2d", maxpool2d_cases},
+          {"global_maxpool", global_maxpool_cases}};
 }
 
 }  // namespace ctg::op_table
