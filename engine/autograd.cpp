@@ -110,7 +110,10 @@ void backward(const Tensor& root, const Tensor& grad_out) {
   if (grad_out.defined() && grad_out.device() != root.device())
     throw Error("backward: grad_out is on " + std::string(device_name(grad_out.device())) + ", the output on " +
                 device_name(root.device()));
-  Tensor seed = grad_out.defined() ? grad_out.clone() : Tensor::full(root.shape(), 1.0, root.dtype()).to(root.device());
+  // The implicit seed 1 is filled where the root lives (a kernel on a GPU:
+  // no host copy, no synchronisation inside a training step).
+  Tensor seed = grad_out.defined() ? grad_out.clone() : Tensor::empty(root.shape(), root.dtype(), root.device());
+  if (!grad_out.defined()) seed.fill_(1.0);
   if (r->grad) {
     ops::accumulate_(Tensor(r->grad), seed);
   } else {

@@ -7,6 +7,7 @@
 #include "engine/autograd.h"
 #include "base/caching_allocator.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/fill.h"
 
 namespace ctg {
 
@@ -221,7 +222,9 @@ std::vector<double> Tensor::to_vector() const {
 
 void Tensor::fill_(double value) {
   if (device() == Device::cuda) {
-    copy_(full(shape(), value, dtype()));
+    // float32 (everything the kernels touch) by a kernel, without a host copy.
+    if (dtype() == DType::f32) kernels::fill_cuda(device_data<float>(), (float)value, numel());
+    else copy_(full(shape(), value, dtype()));
     return;
   }
   int64_t n = numel();

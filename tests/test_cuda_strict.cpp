@@ -10,9 +10,11 @@
 // GPU (the native twin) they are skipped: there the same mistakes race.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "engine/autograd.h"
 #include "engine/ops.h"
 #include "kernels/cuda/dialect.h"
 #include "kernels/cuda/runtime.h"
@@ -74,6 +76,24 @@ TEST_CASE("cuda strict: device memory that nothing wrote reads as NaN, fresh or 
   // (relu propagates NaN as torch.relu does, on both devices.)
   CHECK(all_nan(ops::relu(Tensor::empty({33}, DType::f32, Device::cuda))));
   CHECK(all_nan(ops::relu(Tensor::full({5}, std::nan("")))));
+}
+
+TEST_CASE("cuda strict: fill_ on a device tensor is a kernel that writes every element") {
+  cuda::set_emulation(true);
+  // 70001 elements: more than one grid-stride pass of the capped grid, not a
+  // multiple of the block; the emulation starts them NaN, so a missed one shows.
+  for (int64_t n : {1, 255, 70001}) {
+    Tensor t = Tensor::empty({n}, DType::f32, Device::cuda);
+    t.fill_(1.5);
+    const std::vector<double> v = t.to_vector();
+    CHECK(std::count(v.begin(), v.end(), 1.5) == n);
+  }
+  // backward()'s implicit seed is filled on the device the same way.
+  Tensor x = Tensor::full({3}, 2.0).to(Device::cuda);
+  x.set_requires_grad(true);
+  Tensor y = ops::bce_with_logits(x, Tensor::zeros({3}, DType::f32, Device::cuda));
+  autograd::backward(y);
+  for (double g : x.grad().to_vector()) CHECK(g == doctest::Approx(1.0 / (1.0 + std::exp(-2.0)) / 3.0));
 }
 
 TEST_CASE("cuda strict: an async copy on a created stream lands only once something waits for it") {

@@ -270,6 +270,20 @@ class Training {
     loader_->start_epoch(e);
     data::Batch b;
     EpochSums s;
+    // The batch losses stay on the device and are read every kFlush batches
+    // (and at the end), in batch order: reading one back is a host
+    // synchronisation, which would stall the GPU's queue after every step.
+    constexpr size_t kFlush = 32;
+    std::vector<std::pair<Tensor, int64_t>> losses;  // (loss, batch size); phantom batches add nothing
+    auto flush = [&] {
+      for (const auto& [loss, n] : losses) {
+        const double l = loss.item();
+        if (!std::isfinite(l))
+          throw Error("train: the loss became " + fmt9(l) + " in epoch " + std::to_string(e + 1) + " (lower --lr?)");
+        s.loss_sum += l * (double)n;
+      }
+      losses.clear();
+    };
     while (loader_->next(b)) {
       optim_->zero_grad();
       phantom_ = b.size() == 0;
@@ -280,18 +294,19 @@ class Training {
         // d(n_r/n · mean_r loss)/dθ summed over r = d(mean loss over the batch)/dθ.
         const double w = phantom_ ? 0.0 : (double)b.size() / (double)b.global_size;
         // The gradients' sum over the ranks runs bucket by bucket during backward.
-        reducer_->backward(loss, Tensor::full(loss.shape(), w).to(dev_));
+        Tensor seed = Tensor::empty(loss.shape(), DType::f32, dev_);
+        seed.fill_(w);  // on the device: no host copy inside the step
+        reducer_->backward(loss, seed);
       } else {
         autograd::backward(loss);
       }
       optim_->step();
-      const double l = phantom_ ? 0.0 : loss.item();
-      if (!std::isfinite(l))
-        throw Error("train: the loss became " + fmt9(l) + " in epoch " + std::to_string(e + 1) + " (lower --lr?)");
-      s.loss_sum += l * (double)b.size();
+      if (!phantom_) losses.emplace_back(loss.detach(), b.size());
+      if (losses.size() >= kFlush) flush();
       s.seen += b.size();
       if (hooks_.on_batch && root_) hooks_.on_batch(e + 1, b.index + 1, loader_->num_batches());
     }
+    flush();
     return s;
   }
 
