@@ -46,18 +46,7 @@ double max_diff(const std::string& a, const std::string& b, double& max_abs) {
   return worst;
 }
 
-// A shell command's exit code and stdout+stderr.
-test::Ran run_shell(const std::string& cmd) {
-  test::Ran r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t k;
-  while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
-  const int st = ::pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using test::run_shell;
 
 std::string train_args(const std::string& net, const std::string& out, int batch, int epochs) {
   return "train --net " + net + " --data " + test::tiny_cache() + " --out " + out + " --batch " +
@@ -232,12 +221,7 @@ TEST_CASE("mpirun -np 2: a rank hitting a corrupt volume stops the whole job nam
     return;
   }
   test::TempDir t;
-  data::SynthOptions so;
-  so.patients_per_grade = 6, so.size = 64, so.slices = 24, so.seed = 5, so.workers = 2;
-  data::synth_cohort(t / "cohort", so);
-  data::PrepOptions po;
-  po.data_dir = t / "cohort", po.out = t / "c.bin", po.size = 48, po.workers = 2;
-  data::prep_cache(po);
+  test::make_tiny_cohort(t.str());
   for (const auto& e : std::filesystem::recursive_directory_iterator(t / "cohort"))
     if (e.path().string().find(".nii") != std::string::npos) std::filesystem::resize_file(e.path(), 200);
   const auto r = run_shell(mp + test::ctgrad_binary() + " train --net cnn1 --data " + (t / "c.bin") + " --out " +

@@ -7,8 +7,6 @@
 
 #include <filesystem>
 
-#include "data/prep.h"
-#include "data/synth.h"
 #include "engine/safetensors.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
@@ -49,12 +47,7 @@ TEST_CASE("train --source nifti gives bit-identical weights to the cache source"
 
 TEST_CASE("train --source nifti: a corrupt volume fails the run naming the file, with no checkpoint written") {
   TempDir t;
-  data::SynthOptions so;
-  so.patients_per_grade = 6, so.size = 64, so.slices = 24, so.seed = 5, so.workers = 2;
-  data::synth_cohort(t / "cohort", so);
-  data::PrepOptions po;
-  po.data_dir = t / "cohort", po.out = t / "c.bin", po.size = 48, po.workers = 2;
-  data::prep_cache(po);
+  test::make_tiny_cohort(t.str());
   std::string victim;
   for (const auto& e : std::filesystem::recursive_directory_iterator(t / "cohort"))
     if (e.path().string().find(".nii") != std::string::npos) {

@@ -119,14 +119,15 @@ inline std::string ctgrad_binary() {
   return exe;
 }
 
-// `ctgrad ARGS` through the shell: its exit code and stdout+stderr together.
+// A shell command (`ctgrad ARGS`, or e.g. `mpirun … ctgrad …`): its exit code
+// and stdout+stderr together.
 struct Ran {
   int rc = -1;
   std::string out;
 };
-inline Ran run_ctgrad(const std::string& args) {
+inline Ran run_shell(const std::string& cmd) {
   Ran r;
-  FILE* p = ::popen((ctgrad_binary() + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
   if (!p) throw std::runtime_error("popen failed");
   char buf[4096];
   size_t k;
@@ -135,5 +136,6 @@ inline Ran run_ctgrad(const std::string& args) {
   r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
 }
+inline Ran run_ctgrad(const std::string& args) { return run_shell(ctgrad_binary() + " " + args); }
 
 }  // namespace ctg::test

@@ -10,26 +10,29 @@
 
 namespace ctg::test {
 
-// One cohort and cache per test binary (30 patients, 48² slices).
+// The tiny cohort (30 patients: DIR/cohort, NIfTI) and its cache of 48²
+// slices (DIR/c.bin, returned); tests that damage the volumes make their own.
+inline std::string make_tiny_cohort(const std::string& dir) {
+  data::SynthOptions so;
+  so.patients_per_grade = 6;
+  so.size = 64;
+  so.slices = 24;
+  so.seed = 5;
+  so.workers = 2;
+  data::synth_cohort(dir + "/cohort", so);
+  data::PrepOptions po;
+  po.data_dir = dir + "/cohort";
+  po.out = dir + "/c.bin";
+  po.size = 48;
+  po.workers = 2;
+  data::prep_cache(po);
+  return po.out;
+}
+
+// One cohort and cache per test binary.
 inline const std::string& tiny_cache() {
   static TempDir dir;
-  static std::string cache;
-  if (cache.empty()) {
-    data::SynthOptions so;
-    so.patients_per_grade = 6;
-    so.size = 64;
-    so.slices = 24;
-    so.seed = 5;
-    so.workers = 2;
-    data::synth_cohort(dir / "cohort", so);
-    data::PrepOptions po;
-    po.data_dir = dir / "cohort";
-    po.out = dir / "c.bin";
-    po.size = 48;
-    po.workers = 2;
-    data::prep_cache(po);
-    cache = po.out;
-  }
+  static const std::string cache = make_tiny_cohort(dir.str());
   return cache;
 }
 
