@@ -158,6 +158,13 @@ CTG_GLOBAL void gemm_reduce_slots_kernel(const float* __restrict__ P, int64_t pe
   }
 }
 
+void gemm_reduce_slots_cuda(const float* P, int64_t per_out, int64_t outs, int64_t M, int64_t N, float alpha,
+                            float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (outs * M * N == 0) return;
+  CTG_LAUNCH(gemm_reduce_slots_kernel, dim3(cuda_detail::blocks_for(outs * M * N, 256)), dim3(256), 0,
+             cuda_detail::stream(), P, per_out, outs, M, N, alpha, beta, C, ldc, stride_c);
+}
+
 namespace {
 
 // Enough blocks to fill a GPU: about two per SM of an H100 (132 SMs).
@@ -243,9 +250,7 @@ void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
   gp.alpha = 1.f, gp.beta = 0.f, gp.C = partial, gp.ldc = N, gp.stride_c = M * N;
   try {
     launch_gemm(ta, tb, opt.kernel, gp, grid, batch.sum);
-    CTG_LAUNCH(gemm_reduce_slots_kernel, dim3(cuda_detail::blocks_for(outs * M * N, 256)), dim3(256), 0,
-               cuda_detail::stream(), partial, slots / outs, outs, M, N, alpha, beta, C, ldc,
-               batch.sum ? 0 : batch.stride_c);
+    gemm_reduce_slots_cuda(partial, slots / outs, outs, M, N, alpha, beta, C, ldc, batch.sum ? 0 : batch.stride_c);
   } catch (...) {
     ctg::cuda::device_free(partial);
     throw;

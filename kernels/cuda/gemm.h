@@ -48,6 +48,14 @@ void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                const GemmBatch& batch = {}, const GemmOptions& opt = {});
 
+// The second pass of a GEMM whose outputs have several contributors (split-K,
+// or batch items summed into one C): C_b = alpha·Σ_{s<per_out} P[b·per_out + s]
+// + beta·C_b for b < outs, each partial a dense M×N matrix, summed in s order
+// (deterministic); C_b = C + b·stride_c, rows ldc apart. Shared by the SIMT and
+// the tensor-core GEMMs; on the compute stream.
+void gemm_reduce_slots_cuda(const float* P, int64_t per_out, int64_t outs, int64_t M, int64_t N, float alpha,
+                            float beta, float* C, int64_t ldc, int64_t stride_c);
+
 // The tensor-core GEMM (TF32 operands rounded as cvt.rna, FP32 accumulate;
 // kernels/cuda/gemm_tc.h): what gemm_cuda runs for GemmKernel::tf32, or for
 // the default kernel under --precision tf32.

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/gemm.h"
 #include "kernels/cuda/tensor_core.h"
 
 namespace ctg::kernels::tc_detail {
@@ -193,22 +194,6 @@ CTG_GLOBAL void CTG_LAUNCH_BOUNDS(kTcThreads) gemm_tc_kernel(Source src, TcShape
   }
 }
 
-// C_b = alpha·Σ_{s<per_out} P[b·per_out + s] + beta·C_b over dense M×N partials, s in order.
-// (A template only so that each .cu including this header gets its own copy.)
-template <int Unused>
-CTG_GLOBAL void gemm_tc_reduce_kernel(const float* __restrict__ P, int64_t per_out, int64_t outs, int64_t M,
-                                      int64_t N, TcOut out) {
-  const int64_t MN = M * N;
-  CTG_GRID_STRIDE_LOOP(i, outs * MN) {
-    const int64_t b = i / MN, r = i % MN;
-    const float* p = P + b * per_out * MN + r;
-    float s = 0.f;
-    for (int64_t k = 0; k < per_out; ++k) s += p[k * MN];
-    float* c = out.C + b * out.stride_c + (r / N) * out.ldc + r % N;
-    *c = out.alpha * s + (out.beta != 0.f ? out.beta * *c : 0.f);
-  }
-}
-
 // Plans slots exactly as gemm_cuda does for its tiled kernel (kernels/cuda/gemm.cu):
 // enough blocks to fill the GPU, split-K or whole items per slot; one
 // contributor per output writes C in place, several write private partials
@@ -253,9 +238,8 @@ void run_gemm_tc(const Source& src, const TcShape& shape, const TcOut& out) {
   try {
     CTG_LAUNCH(gemm_tc_kernel<Source>, grid, dim3(kTcThreads), 0, stream, src, shape, sl,
                TcOut{partial, shape.N, MN, 1.f, 0.f});
-    CTG_LAUNCH(gemm_tc_reduce_kernel<0>, dim3(cuda_detail::blocks_for(outs * MN, 256)), dim3(256), 0, stream,
-               (const float*)partial, slots / outs, outs, shape.M, shape.N,
-               TcOut{out.C, out.ldc, shape.sum ? 0 : out.stride_c, out.alpha, out.beta});
+    gemm_reduce_slots_cuda(partial, slots / outs, outs, shape.M, shape.N, out.alpha, out.beta, out.C, out.ldc,
+                           shape.sum ? 0 : out.stride_c);  // the SIMT GEMM's fixed-order second pass
   } catch (...) {
     ctg::cuda::device_free(partial);
     throw;
