@@ -157,7 +157,7 @@ stage_step='eval "$common"
   else nets="dense20 cnn1 cnn2 resnet18"; batches="9 15"; size=512; steps="--steps 10 --warmup 3"; variants="native ours-tf32 fp32 tf32"; fi
   echo "net,batch,size,impl,ms_per_step,images_per_s" > "$out/step.csv"
   for net in $nets; do for b in $batches; do for v in $variants; do
-    case $v in native) f="";; ours-tf32) f="--precision tf32";; fp32) f="--gemm-impl cublas --conv-impl cudnn";; tf32) f="--gemm-impl cublas --conv-impl cudnn --allow-tf32";; esac
+    case $v in native) f="--precision fp32";; ours-tf32) f="--precision tf32";; fp32) f="--gemm-impl cublas --conv-impl cudnn";; tf32) f="--gemm-impl cublas --conv-impl cudnn --allow-tf32";; esac
     r=$("$ctg" bench step --net $net --batch $b --size $size --device cuda $steps $f 2>>"$logs/step.stderr")
     ms=$(echo "$r" | grep "^ms_per_step:" | cut -d" " -f2); ips=$(echo "$r" | grep "^images_per_s:" | cut -d" " -f2)
     echo "$net,$b,$size,$v,${ms:-error},${ips:-error}" | tee -a "$out/step.csv"
