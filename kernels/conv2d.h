@@ -99,7 +99,8 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
 
 // 2b. Tuned CPU, direct (kernels/cpu/conv2d_direct.cpp): phase-split input rows
 // and unit-stride vector loops over output rows, no im2col; the tuned entry
-// points above pick it for O ≤ tune.direct_max_out (off by default).
+// points above pick it where conv2d_use_direct says so (O ≤ tune.direct_max_out).
+bool conv2d_use_direct(const Conv2dDims& d, const Conv2dCpuTuning& tune);
 template <typename T>
 void conv2d_forward_cpu_direct(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
 template <typename T>

@@ -29,6 +29,8 @@
 
 namespace ctg::kernels {
 
+bool conv2d_use_direct(const Conv2dDims& d, const Conv2dCpuTuning& tune) { return d.O <= tune.direct_max_out; }
+
 namespace {
 
 // Output rows are computed kBlock columns at a time, rounded up (the extra

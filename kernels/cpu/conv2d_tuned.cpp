@@ -165,7 +165,7 @@ void col2im_add(const T* __restrict__ gcols, T* __restrict__ gx, const Tile& t, 
 template <typename T>
 void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
                               const Conv2dCpuTuning& tune) {
-  if (d.O <= tune.direct_max_out) return conv2d_forward_cpu_direct(x, w, b, y, d);
+  if (conv2d_use_direct(d, tune)) return conv2d_forward_cpu_direct(x, w, b, y, d);
   const Plan pl = make_plan(d, tune);
   const int64_t K = pl.K, P = pl.P, O = d.O;
   if (conv2d_is_pointwise(d)) {
@@ -210,7 +210,7 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
 template <typename T>
 void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                                const Conv2dDims& d, const Conv2dCpuTuning& tune) {
-  if (d.O <= tune.direct_max_out) return conv2d_backward_cpu_direct(x, w, gy, gx, gw, gb, d);
+  if (conv2d_use_direct(d, tune)) return conv2d_backward_cpu_direct(x, w, gy, gx, gw, gb, d);
   const Plan pl = make_plan(d, tune);
   const int64_t K = pl.K, P = pl.P, O = d.O;
   if (gb) {
