@@ -28,7 +28,8 @@ namespace {
 
 // One grow-only buffer per thread and type, reused across calls: allocating
 // megabytes per call would cost page faults on every training step.
-template <typename T>
+// Tag: separate buffers for data that must be live at the same time.
+template <typename T, int Tag = 0>
 T* scratch(int64_t n) {
   thread_local std::vector<T> buf;
   if ((int64_t)buf.size() < n) {
@@ -160,12 +161,11 @@ void col2im_add(const T* __restrict__ gcols, T* __restrict__ gx, const Tile& t, 
       }
 }
 
-}  // namespace
-
+// y = b + conv(x, W), or with accumulate y += conv(x, W) (b must be nullptr):
+// the forward below, and the input gradient of stride-1 convolutions.
 template <typename T>
-void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
-                              const Conv2dCpuTuning& tune) {
-  if (conv2d_use_direct(d, tune)) return conv2d_forward_cpu_direct(x, w, b, y, d);
+void forward_gemm(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d, const Conv2dCpuTuning& tune,
+                  bool accumulate) {
   const Plan pl = make_plan(d, tune);
   const int64_t K = pl.K, P = pl.P, O = d.O;
   if (conv2d_is_pointwise(d)) {
@@ -174,7 +174,7 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
       T* yn = y + n * O * P;
       if (b)
         for (int64_t o = 0; o < O; ++o) std::fill(yn + o * P, yn + (o + 1) * P, b[o]);
-      cpu::gemm(false, false, O, P, K, T(1), w, K, x + n * K * P, P, b ? T(1) : T(0), yn, P);
+      cpu::gemm(false, false, O, P, K, T(1), w, K, x + n * K * P, P, b || accumulate ? T(1) : T(0), yn, P);
     }
     return;
   }
@@ -191,7 +191,7 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
       }
     }
     if (t.g == 1) {
-      cpu::gemm(false, false, O, bp, K, T(1), w, K, cols, ld, b ? T(1) : T(0), yt, P);
+      cpu::gemm(false, false, O, bp, K, T(1), w, K, cols, ld, b || accumulate ? T(1) : T(0), yt, P);
       return;
     }
     T* out = cols + K * ld;  // [O, g·P], then scattered to y[n0+k, o]
@@ -202,9 +202,53 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
         const T bias = b ? b[o] : T(0);
         const T* src = out + o * ld + k * P;
         T* dst = yt + (k * O + o) * P;
-        for (int64_t j = 0; j < P; ++j) dst[j] = src[j] + bias;
+        if (accumulate) {
+          for (int64_t j = 0; j < P; ++j) dst[j] += src[j];
+        } else {
+          for (int64_t j = 0; j < P; ++j) dst[j] = src[j] + bias;
+        }
       }
   });
+}
+
+// The input gradient of a stride-1 convolution is itself a stride-1
+// convolution: substituting p' = KH−1−p, q' = KW−1−q in
+//   dx[n,c,h,w] = Σ_{o,p,q} W[o,c,p,q] · gy[n,o, h+PH−p, w+PW−q]
+// gives a correlation of gy (O channels, OH×OW, padded by KH−1−PH, KW−1−PW)
+// with the flipped, transposed kernel W'[c,o,p',q'] = W[o,c,KH−1−p',KW−1−q'],
+// whose output is exactly H×W. Run through forward_gemm it is an im2col copy
+// of gy and one GEMM onto gx (beta = 1), instead of a GEMM into K×P columns
+// (zeroed first by the BLAS, beta = 0) and a scatter-add (col2im) of all K
+// rows into gx: ResNet18's 3×3 layers at 512² spent ~6 % of a training step
+// in col2im_add and ~2 % in the BLAS's beta pass. Needs PH ≤ KH−1, PW ≤ KW−1.
+bool grad_input_as_conv(const Conv2dDims& d) {
+  return d.SH == 1 && d.SW == 1 && d.PH <= d.KH - 1 && d.PW <= d.KW - 1;
+}
+template <typename T>
+void grad_input_conv(const T* w, const T* gy, T* gx, const Conv2dDims& d, const Conv2dCpuTuning& tune) {
+  Conv2dDims t = d;
+  t.C = d.O, t.H = d.OH, t.W = d.OW;  // input: gy
+  t.O = d.C, t.OH = d.H, t.OW = d.W;  // output: gx
+  t.PH = d.KH - 1 - d.PH, t.PW = d.KW - 1 - d.PW;
+  const int64_t KK = d.KH * d.KW;
+  T* wt = scratch<T, 1>(d.O * d.C * KK);
+#pragma omp parallel for collapse(2) schedule(static) if (d.O * d.C * KK >= kParallelMin)
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t o = 0; o < d.O; ++o) {
+      const T* src = w + (o * d.C + c) * KK;
+      T* dst = wt + (c * d.O + o) * KK;
+      for (int64_t k = 0; k < KK; ++k) dst[k] = src[KK - 1 - k];  // (p, q) → (KH−1−p, KW−1−q)
+    }
+  forward_gemm(gy, wt, (const T*)nullptr, gx, t, tune, true);
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
+                              const Conv2dCpuTuning& tune) {
+  if (conv2d_use_direct(d, tune)) return conv2d_forward_cpu_direct(x, w, b, y, d);
+  forward_gemm(x, w, b, y, d, tune, false);
 }
 
 template <typename T>
@@ -236,6 +280,8 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
     }
     return;
   }
+  const bool gx_conv = gx && grad_input_as_conv(d);
+  if (gx_conv && !gw) return grad_input_conv(w, gy, gx, d, tune);
   T* cols = scratch<T>(pl.scratch);
   for_each_tile(pl, d, [&](const Tile& t) {
     const int64_t bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
@@ -257,11 +303,12 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
     if (gathered) gyt = gathered, ldg = ld;
     // dW += gy · colsᵀ  (inner dimension: the tile's output pixels).
     if (gw) cpu::gemm(false, true, O, K, ld, T(1), gyt, ldg, cols, ld, T(1), gw, K);
-    if (!gx) return;
+    if (!gx || gx_conv) return;
     // cols is free again: dcols = Wᵀ · gy overwrites it, then folds into gx.
     cpu::gemm(true, false, K, ld, O, T(1), w, K, gyt, ldg, T(0), cols, ld);
     col2im_add(cols, gx + t.n0 * d.C * d.H * d.W, t, d);
   });
+  if (gx_conv) grad_input_conv(w, gy, gx, d, tune);
 }
 
 #define CTG_CONV2D_INSTANTIATE(T)                                                                        \
