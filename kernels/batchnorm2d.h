@@ -24,18 +24,28 @@
 // be nullptr in training mode (track_running_stats=False: no update).
 // Backward accumulates (+=) into gx, ggamma, gbeta; nullptr = not needed.
 //
-// Sums are accumulated in double per channel, in one pass for Σx and Σx²
-// (shifted by the channel's first value against cancellation), so the
-// forward reads x twice and the backward reads x and gy twice.
-// Implementations: reference kernels/cpu/batchnorm2d.cpp (OpenMP over channels;
-// no tuned CPU variant: it already reads each tensor the fewest times the
-// sums allow); CUDA kernels/cuda/batchnorm2d.cu (float32; one block per
-// channel for the sums) and batchnorm2d_split.cu (below).
+// Implementations:
+//   reference  kernels/cpu/batchnorm2d.cpp        plain per-channel loops (OpenMP over
+//              channels), sums in double, one pass for Σx and Σx² shifted by the
+//              channel's first value against cancellation: the forward reads x
+//              twice, the backward x and gy twice
+//   tuned CPU  kernels/cpu/batchnorm2d_tuned.cpp  the same passes and sums in double,
+//              vectorised (a branch-free ReLU mask: the reference's fused backward
+//              runs scalar), chunks of a channel summed separately and added in
+//              chunk order (deterministic, independent of the thread count),
+//              threads over whole channels or (channel × chunk) items when C is
+//              small (C = 5 on 2 threads)
+//   CUDA       kernels/cuda/batchnorm2d.cu (float32; one block per channel for
+//              the sums) and batchnorm2d_split.cu (below).
+// batchnorm2d_{forward,backward}_cpu run the reference or the tuned CPU kernel,
+// as kernels/cpu_impl.h selects (default tuned).
 #pragma once
 #include <cstdint>
 
 namespace ctg::kernels {
 
+// The entry points (the variant kernels/cpu_impl.h selects); then 1. the
+// reference, 2. the tuned variant, with the same arguments.
 template <typename T>
 void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean,
                              T* running_var, T* y, T* mean, T* invstd, int64_t N, int64_t C,
@@ -45,6 +55,21 @@ template <typename T>
 void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd,
                               const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
                               int64_t HW, bool training);
+
+template <typename T>
+void batchnorm2d_forward_cpu_reference(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
+                                       T* y, T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training,
+                                       double momentum, double eps);
+template <typename T>
+void batchnorm2d_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy,
+                                        T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training);
+template <typename T>
+void batchnorm2d_forward_cpu_tuned(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
+                                   T* y, T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training,
+                                   double momentum, double eps);
+template <typename T>
+void batchnorm2d_backward_cpu_tuned(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy,
+                                    T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training);
 
 // CUDA (float32), same arguments and semantics; all pointers are device memory.
 void batchnorm2d_forward_cuda(const float* x, const float* gamma, const float* beta, float* running_mean,

@@ -164,6 +164,12 @@ std::vector<OpCase> batchnorm2d_cases(const StudySize& st) {
   BnSpec g{{3, 5, 17, 9}};
   g.x_grad = false;  // gγ and gβ only (the first layer's input needs no gradient)
   v.push_back(bn_case(g, false, true));
+  // The tuned CPU kernel's chunks (kernels/cpu/batchnorm2d_tuned.cpp): M = N·H·W
+  // = 6042 per channel, a whole chunk of 4096 and a partial one, the second
+  // crossing from plane 0 into plane 1 (HW = 3021, odd); C = 3. (Its parallel
+  // (channel × chunk) split needs > 65536 values, more than a small case holds:
+  // tests/test_batchnorm_tuned.cpp.)
+  v.push_back(bn_case({{2, 3, 57, 53}, true}, false, true));
   // bench: every BatchNorm of ResNet18 (the stem's, then four per layer; five in
   // layers 2-4, whose first block has a downsample branch).
   const ResNetSides rs = resnet18_sides(st);
@@ -193,6 +199,11 @@ std::vector<OpCase> batchnorm2d_relu_cases(const StudySize&) {
   BnSpec a{{3, 5, 17, 9}};
   a.affine = false, a.relu = true;
   v.push_back(bn_case(a, false, true));
+  for (bool training : {true, false}) {  // the tuned kernel's work split, as for batchnorm2d
+    BnSpec c{{2, 3, 57, 53}};
+    c.training = training, c.relu = true;
+    v.push_back(bn_case(c, false, true));
+  }
   return v;
 }
 

@@ -1,12 +1,18 @@
-// CPU reference for batchnorm2d (see kernels/batchnorm2d.h for the math).
+// CPU reference for batchnorm2d and batchnorm2d_relu (see kernels/batchnorm2d.h
+// and kernels/batchnorm2d_relu.h for the math): the oracle the tuned kernels in
+// kernels/cpu/batchnorm2d_tuned.cpp are tested against, and the entry points
+// that pick one of the two (kernels/cpu_impl.h).
 //
 // Layout: channel c is N planes of HW contiguous values, x + (n·C + c)·HW.
 // One OpenMP thread handles whole channels, so the per-channel sums need no
 // cross-thread reduction, and a channel's second pass usually finds its data
 // still in cache from the first. Inner loops run over one contiguous plane
-// with `omp simd` reductions in double.
+// with `omp simd` reductions in double. (Those of the fused backward, with the
+// mask as a conditional load, compile to scalar code; the tuned variant,
+// kernels/cpu/batchnorm2d_tuned.cpp, vectorises them.)
 #include "kernels/batchnorm2d.h"
 #include "kernels/batchnorm2d_relu.h"
+#include "kernels/cpu_impl.h"
 
 #include <cmath>
 
@@ -142,40 +148,83 @@ void bn_backward(const T* x, const T* gamma, const T* mean, const T* invstd, con
 }  // namespace
 
 template <typename T>
+void batchnorm2d_forward_cpu_reference(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
+                                       T* y, T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training,
+                                       double momentum, double eps) {
+  bn_forward(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training, momentum, eps, false);
+}
+template <typename T>
+void batchnorm2d_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy,
+                                        T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+  bn_backward(x, gamma, mean, invstd, (const T*)nullptr, gy, gx, ggamma, gbeta, N, C, HW, training);
+}
+template <typename T>
+void batchnorm2d_relu_forward_cpu_reference(const T* x, const T* gamma, const T* beta, T* running_mean,
+                                            T* running_var, T* y, T* mean, T* invstd, int64_t N, int64_t C,
+                                            int64_t HW, bool training, double momentum, double eps) {
+  bn_forward(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training, momentum, eps, true);
+}
+template <typename T>
+void batchnorm2d_relu_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
+                                             const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
+                                             int64_t HW, bool training) {
+  bn_backward(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
+}
+
+// The engine's entry points: the variant kernels/cpu_impl.h selects.
+template <typename T>
 void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
                              T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training, double momentum,
                              double eps) {
-  bn_forward(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training, momentum, eps, false);
+  if (cpu_impl() == CpuImpl::reference)
+    return batchnorm2d_forward_cpu_reference(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW,
+                                             training, momentum, eps);
+  batchnorm2d_forward_cpu_tuned(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training,
+                                momentum, eps);
 }
 template <typename T>
 void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy, T* gx,
                               T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
-  bn_backward(x, gamma, mean, invstd, (const T*)nullptr, gy, gx, ggamma, gbeta, N, C, HW, training);
+  if (cpu_impl() == CpuImpl::reference)
+    return batchnorm2d_backward_cpu_reference(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
+  batchnorm2d_backward_cpu_tuned(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
 }
 template <typename T>
 void batchnorm2d_relu_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
                                   T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training,
                                   double momentum, double eps) {
-  bn_forward(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training, momentum, eps, true);
+  if (cpu_impl() == CpuImpl::reference)
+    return batchnorm2d_relu_forward_cpu_reference(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C,
+                                                  HW, training, momentum, eps);
+  batchnorm2d_relu_forward_cpu_tuned(x, gamma, beta, running_mean, running_var, y, mean, invstd, N, C, HW, training,
+                                     momentum, eps);
 }
 template <typename T>
 void batchnorm2d_relu_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
                                    const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW,
                                    bool training) {
-  bn_backward(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
+  if (cpu_impl() == CpuImpl::reference)
+    return batchnorm2d_relu_backward_cpu_reference(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW,
+                                                   training);
+  batchnorm2d_relu_backward_cpu_tuned(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
 }
 
-#define CTG_INSTANTIATE_BATCHNORM2D(T)                                                                             \
-  template void batchnorm2d_forward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t,      \
-                                           int64_t, bool, double, double);                                        \
-  template void batchnorm2d_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,  \
-                                            int64_t, int64_t, bool);                                              \
-  template void batchnorm2d_relu_forward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t, \
-                                                int64_t, bool, double, double);                                   \
-  template void batchnorm2d_relu_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, T*, \
-                                                 T*, int64_t, int64_t, int64_t, bool);
+// SUFFIX: the entry points (empty) and the reference variants (_reference).
+#define CTG_INSTANTIATE_BATCHNORM2D_AS(T, SUFFIX)                                                                   \
+  template void batchnorm2d_forward_cpu##SUFFIX<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t,       \
+                                                   int64_t, int64_t, bool, double, double);                       \
+  template void batchnorm2d_backward_cpu##SUFFIX<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
+                                                    int64_t, int64_t, int64_t, bool);                             \
+  template void batchnorm2d_relu_forward_cpu##SUFFIX<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t,  \
+                                                        int64_t, int64_t, bool, double, double);                  \
+  template void batchnorm2d_relu_backward_cpu##SUFFIX<T>(const T*, const T*, const T*, const T*, const T*,          \
+                                                         const T*, T*, T*, T*, int64_t, int64_t, int64_t, bool);
+#define CTG_INSTANTIATE_BATCHNORM2D(T)    \
+  CTG_INSTANTIATE_BATCHNORM2D_AS(T, )     \
+  CTG_INSTANTIATE_BATCHNORM2D_AS(T, _reference)
 CTG_INSTANTIATE_BATCHNORM2D(float)
 CTG_INSTANTIATE_BATCHNORM2D(double)
 #undef CTG_INSTANTIATE_BATCHNORM2D
+#undef CTG_INSTANTIATE_BATCHNORM2D_AS
 
 }  // namespace ctg::kernels
