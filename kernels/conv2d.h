@@ -65,12 +65,11 @@ inline bool conv2d_is_pointwise(const Conv2dDims& d) {
 struct Conv2dCpuTuning {
   int64_t wide_below = 2048;  // OH·OW below this: whole images grouped under one GEMM
   int64_t max_scratch = int64_t(1) << 24;  // elements of im2col scratch (64 MiB in float)
-  // O ≤ this: the direct kernel below instead of im2col (few output channels
-  // make a thin GEMM behind a K× larger column matrix). Default 0, never: on
-  // the shared 2-core EPYC it won for CNN1's conv2 (C = O = 5) and lost for
-  // CNN2's C = 10, O = 20 and for tiny convs, with no clear net gain per step
-  // (bench/RESULTS.md, "CPU speed (issue 16)"), so it is opt-in for now.
-  int64_t direct_max_out = 0;
+  // The direct kernel (2b below) instead of im2col: < 0 (default) where
+  // conv2d_use_direct's measured rule says so (kernels/cpu/conv2d_direct.cpp);
+  // 0 never; > 0 whenever O ≤ this (tests use 0 and a huge value to force
+  // either path on any shape).
+  int64_t direct_max_out = -1;
 };
 
 // The entry points the engine calls: the reference or the tuned kernel, as
@@ -97,9 +96,10 @@ template <typename T>
 void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                                const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
 
-// 2b. Tuned CPU, direct (kernels/cpu/conv2d_direct.cpp): phase-split input rows
-// and unit-stride vector loops over output rows, no im2col; the tuned entry
-// points above pick it where conv2d_use_direct says so (O ≤ tune.direct_max_out).
+// 2b. Tuned CPU, direct (kernels/cpu/conv2d_direct.cpp, conv2d_direct_backward.cpp):
+// phase-split input rows, register-blocked over output channels and output
+// vectors, no im2col; the tuned entry points above pick it where
+// conv2d_use_direct says so (few channels on large images, see its comment).
 bool conv2d_use_direct(const Conv2dDims& d, const Conv2dCpuTuning& tune);
 template <typename T>
 void conv2d_forward_cpu_direct(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
