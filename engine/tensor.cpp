@@ -64,9 +64,23 @@ static CachingAllocator& host_cache() {
   return *c;
 }
 
+// CTGRAD_CPU_POISON=1 (the test runner sets it): every fresh CPU buffer is
+// filled with 0xFF bytes (NaN in float and double) before anyone sees it, as
+// the CUDA emulation does for device memory, so code that reads memory it
+// never wrote (Tensor::empty, a first-write gradient a kernel left partly
+// unwritten) fails loudly instead of reading a recycled buffer's old values.
+static bool cpu_poison() {
+  static const bool on = [] {
+    const char* v = std::getenv("CTGRAD_CPU_POISON");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
   data = dev == Device::cuda ? cuda::device_alloc(nbytes) : host_cache().alloc(nbytes);
   if (!data) throw Error("Storage: out of memory allocating " + std::to_string(nbytes) + " bytes");
+  if (dev == Device::cpu && cpu_poison()) std::memset(data, 0xFF, nbytes);
 }
 
 Storage::~Storage() {
