@@ -71,6 +71,15 @@ Tensor input_grad(Node& node, size_t i) {
   return Tensor(xi.grad);
 }
 
+GradOut input_grad_out(Node& node, size_t i) {
+  Tensor& x = node.inputs.at(i);
+  if (!x.defined() || !x.requires_grad()) return {};
+  TensorImpl& xi = x.impl();
+  if (xi.grad) return {Tensor(xi.grad), true};
+  xi.grad = Tensor::empty(xi.shape, xi.dtype, x.device()).impl_ptr();
+  return {Tensor(xi.grad), false};
+}
+
 // Reverse topological order of the tensors reachable from root through
 // grad_fn edges (iterative DFS: deep nets must not overflow the stack).
 // Owning pointers: backward() frees node inputs as it goes, and the list must

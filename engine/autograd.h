@@ -30,7 +30,8 @@ struct Node {
   std::string op;                   // e.g. "conv2d"
   std::vector<Tensor> inputs;       // differentiable inputs, in the op's order
   std::vector<SavedTensor> saved;   // what backward reads, by name
-  // Called once with dL/d(output). Must accumulate into input_grad(node, i).
+  // Called once with dL/d(output). Must add into input_grad(node, i) (or
+  // write input_grad_out(node, i) as it says).
   std::function<void(Node& node, const Tensor& grad_out)> backward;
 
   // Keep `t` (an input, a parameter or the output) for backward under `name`;
@@ -71,6 +72,20 @@ std::shared_ptr<Node> record(const std::string& op, Tensor& out, std::vector<Ten
 // Gradient buffer of node.inputs[i], created as zeros on first use; an
 // undefined tensor when that input does not require grad (skip its kernel).
 Tensor input_grad(Node& node, size_t i);
+
+// The same buffer for a backward kernel that writes every element of it:
+// on the first contribution to that input's gradient the buffer is created
+// *uninitialised* and `accumulate` is false (the kernel stores g, no
+// zero-fill pass and no read of the old value); later contributions get the
+// existing buffer and accumulate = true (the kernel adds). Only for kernels
+// that write the whole buffer — a scatter (max pool, col2im) needs input_grad.
+// Tests poison fresh memory (CTGRAD_CPU_POISON, the CUDA emulation's NaN), so
+// a kernel that leaves an element unwritten fails them.
+struct GradOut {
+  Tensor grad;              // undefined: the input needs no gradient
+  bool accumulate = false;  // add into grad (true) or overwrite it (false)
+};
+GradOut input_grad_out(Node& node, size_t i);
 
 // Back-propagate from `root`. With no `grad_out`, root must hold one element
 // and the seed is 1. Frees the graph as it goes (backward twice is an error).

@@ -88,7 +88,7 @@ TEST_CASE("cuda vs cpu: batchnorm2d split over blocks per channel, forward and b
       check_equal(yf, yr, "fused bn+relu forward vs bn, relu");
       // Fused ReLU-backward+BN-backward == relu backward into zeros, then BN backward.
       Tensor g_relu = zeros_cuda({N, C, H, W});
-      kernels::relu_backward_cuda(ptr(yr), ptr(gyd), ptr(g_relu), N * C * HW);
+      kernels::relu_backward_cuda(ptr(yr), ptr(gyd), ptr(g_relu), N * C * HW, true);
       Tensor gx_u = on_cuda(gx0), gg_u = on_cuda(gg0), gb_u = on_cuda(gb0);
       kernels::batchnorm2d_backward_split_cuda(ptr(xd), ptr(gd), ptr(md), ptr(id), ptr(g_relu), nullptr, ptr(gx_u),
                                                ptr(gg_u), ptr(gb_u), N, C, HW, true, splits);
@@ -117,12 +117,29 @@ TEST_CASE("cuda vs cuda: add+relu fused equals add then relu, forward and backwa
     check_equal(yf, yu, "add+relu forward");
     // Unfused backward: relu backward into zeros, then add's backward into each input.
     Tensor g = zeros_cuda({n}), ga_u = on_cuda(ga0), gb_u = on_cuda(gb0), ga_f = on_cuda(ga0), gb_f = on_cuda(gb0);
-    kernels::relu_backward_cuda(ptr(yu), ptr(gyd), ptr(g), n);
+    kernels::relu_backward_cuda(ptr(yu), ptr(gyd), ptr(g), n, true);
     kernels::add_backward_cuda(ptr(g), ptr(ga_u), n);
     kernels::add_backward_cuda(ptr(g), ptr(gb_u), n);
-    kernels::add_relu_backward_cuda(ptr(yf), ptr(gyd), ptr(ga_f), ptr(gb_f), n);
+    kernels::add_relu_backward_cuda(ptr(yf), ptr(gyd), ptr(ga_f), ptr(gb_f), n, true, true);
     check_equal(ga_f, ga_u, "add+relu backward ga");
     check_equal(gb_f, gb_u, "add+relu backward gb");
+    // First writes into fresh (NaN-poisoned) device buffers store g itself,
+    // as relu's first write does: nothing of the poison may survive.
+    Tensor g1 = Tensor::empty({n}, DType::f32, Device::cuda), ga1 = Tensor::empty({n}, DType::f32, Device::cuda),
+           gb1 = Tensor::empty({n}, DType::f32, Device::cuda);
+    kernels::relu_backward_cuda(ptr(yu), ptr(gyd), ptr(g1), n, false);
+    kernels::add_relu_backward_cuda(ptr(yf), ptr(gyd), ptr(ga1), ptr(gb1), n, false, false);
+    Tensor gz = zeros_cuda({n});
+    kernels::relu_backward_cuda(ptr(yu), ptr(gyd), ptr(gz), n, true);
+    check_equal(g1, gz, "relu first-write backward vs accumulate into zeros");
+    check_equal(ga1, g1, "add+relu first-write backward ga");
+    check_equal(gb1, g1, "add+relu first-write backward gb");
+    // One buffer for both inputs (add_relu(x, x)): store then add, 2g.
+    Tensor gab = Tensor::empty({n}, DType::f32, Device::cuda), g2 = zeros_cuda({n});
+    kernels::add_relu_backward_cuda(ptr(yf), ptr(gyd), ptr(gab), ptr(gab), n, false, true);
+    kernels::add_backward_cuda(ptr(g1), ptr(g2), n);
+    kernels::add_backward_cuda(ptr(g1), ptr(g2), n);
+    check_equal(gab, g2, "add+relu first-write backward into one buffer for both inputs");
     // And against the definition on the CPU: ga = ga0 + gy·[a + b > 0].
     std::vector<double> av = a.to_vector(), bv = b.to_vector(), gv = gy.to_vector(), g0 = ga0.to_vector(), want(n);
     for (int64_t i = 0; i < n; ++i) want[i] = g0[i] + ((float)av[i] + (float)bv[i] > 0.f ? gv[i] : 0.0);

@@ -70,7 +70,7 @@ std::vector<OpCase> relu_cases(const StudySize& st) {
       DeviceBuf *u = s.buf(n, 1), *g = s.buf(n, 2), *y = s.buf(n, 3), *gx = s.buf(n, 4);
       s.rows.push_back({"relu", shape, count, Alt::none,
                         {{"forward", 8.0 * n, false, [=] { kernels::relu_forward_cuda(u->f(), y->f(), n); }},
-                         {"backward", 16.0 * n, false, [=] { kernels::relu_backward_cuda(y->f(), g->f(), gx->f(), n); }}}});
+                         {"backward", 12.0 * n, false, [=] { kernels::relu_backward_cuda(y->f(), g->f(), gx->f(), n, false); }}}});
     };
     v.push_back(b);
   }
@@ -114,8 +114,8 @@ std::vector<OpCase> add_cases(const StudySize& st) {
                         {{"forward", 12.0 * n, false, [=] { kernels::add_forward_cuda(u->f(), g->f(), y->f(), n); }},
                          {"backward", 12.0 * n, false, [=] { kernels::add_backward_cuda(g->f(), gx->f(), n); }},
                          {"add+relu fwd", 12.0 * n, false, [=] { kernels::add_relu_forward_cuda(u->f(), g->f(), y->f(), n); }},
-                         {"add+relu bwd", 28.0 * n, false,
-                          [=] { kernels::add_relu_backward_cuda(y->f(), g->f(), gx->f(), u->f(), n); }}}});
+                         {"add+relu bwd", 16.0 * n, false,  // first writes, as in the net
+                          [=] { kernels::add_relu_backward_cuda(y->f(), g->f(), gx->f(), u->f(), n, false, false); }}}});
     };
     v.push_back(b);
   }
@@ -131,6 +131,23 @@ std::vector<OpCase> add_relu_cases(const StudySize&) {
     OpCase k = add_case(s, gradcheck, !gradcheck, false);
     k.call = [](const std::vector<Tensor>& in) { return ops::add_relu(in[0], in[1]); };
     v.push_back(k);
+  }
+  // a read twice, as a ResNet block's input: relu(relu(a + b) + a) — the outer
+  // node's first write into a's gradient, then the inner node's add — and
+  // relu(a + a), one buffer behind both of the node's gradients.
+  for (bool gradcheck : {true, false}) {
+    const Shape s = gradcheck ? Shape{2, 3, 4, 5} : Shape{2, 3, 17, 19};
+    OpCase k = add_case(s, gradcheck, !gradcheck, false);
+    k.desc += " relu(relu(a+b)+a)";
+    k.call = [](const std::vector<Tensor>& in) { return ops::add_relu(ops::add_relu(in[0], in[1]), in[0]); };
+    v.push_back(k);
+    OpCase t = add_case(s, gradcheck, !gradcheck, false);
+    t.desc += " relu(a+a)";
+    t.inputs.resize(1);
+    t.shapes.resize(1);
+    t.make = [s](std::mt19937_64& rng, DType dt, Device dev) { return std::vector<Tensor>{uniform(s, rng, -1, 1, dt).to(dev)}; };
+    t.call = [](const std::vector<Tensor>& in) { return ops::add_relu(in[0], in[0]); };
+    v.push_back(t);
   }
   return v;
 }

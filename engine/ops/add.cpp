@@ -57,8 +57,12 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
     auto node = autograd::record("add_relu", y, {a, b});
     node->save("y", y);  // the mask is y > 0
     node->backward = [](Node& n, const Tensor& gy) {
-      Tensor ga = autograd::input_grad(n, 0), gb = autograd::input_grad(n, 1);
-      if (ga.defined() || gb.defined()) CTG_KERNEL(add_relu_backward, gy, n.saved_tensor("y"), gy, ga, gb, gy.numel());
+      // Both written in full: first writes store, later ones add. a and b may
+      // be one tensor: then gb is asked for after ga exists, so it adds.
+      const autograd::GradOut ga = autograd::input_grad_out(n, 0), gb = autograd::input_grad_out(n, 1);
+      if (ga.grad.defined() || gb.grad.defined())
+        CTG_KERNEL(add_relu_backward, gy, n.saved_tensor("y"), gy, ga.grad, gb.grad, gy.numel(), ga.accumulate,
+                   gb.accumulate);
     };
   }
   return y;

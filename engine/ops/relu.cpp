@@ -18,9 +18,9 @@ Tensor relu(const Tensor& x) {
     auto node = autograd::record("relu", y, {x});
     node->save("y", y);  // the mask is y > 0
     node->backward = [](Node& n, const Tensor& gy) {
-      Tensor gx = autograd::input_grad(n, 0);
-      if (!gx.defined()) return;
-      CTG_KERNEL(relu_backward, gy, n.saved_tensor("y"), gy, gx, gy.numel());
+      const autograd::GradOut gx = autograd::input_grad_out(n, 0);  // every element written
+      if (!gx.grad.defined()) return;
+      CTG_KERNEL(relu_backward, gy, n.saved_tensor("y"), gy, gx.grad, gy.numel(), gx.accumulate);
     };
   }
   return y;

@@ -17,11 +17,12 @@ CTG_GLOBAL void add_relu_forward_kernel(const float* __restrict__ a, const float
 }
 
 CTG_GLOBAL void add_relu_backward_kernel(const float* __restrict__ y, const float* __restrict__ gy,
-                                         float* __restrict__ ga, float* __restrict__ gb, int64_t n) {
+                                         float* ga, float* gb, int64_t n, bool acc_a, bool acc_b) {
+  // No __restrict__ on ga/gb: they may be one buffer (add_relu(x, x)).
   CTG_GRID_STRIDE_LOOP(i, n) {
     const float g = y[i] > 0.f ? gy[i] : 0.f;
-    if (ga) ga[i] += g;
-    if (gb) gb[i] += g;
+    if (ga) ga[i] = acc_a ? ga[i] + g : g;  // a first write never reads the old value
+    if (gb) gb[i] = acc_b ? gb[i] + g : g;
   }
 }
 
@@ -31,10 +32,10 @@ void add_relu_forward_cuda(const float* a, const float* b, float* y, int64_t n) 
              b, y, n);
 }
 
-void add_relu_backward_cuda(const float* y, const float* gy, float* ga, float* gb, int64_t n) {
+void add_relu_backward_cuda(const float* y, const float* gy, float* ga, float* gb, int64_t n, bool acc_a, bool acc_b) {
   if (n <= 0 || (!ga && !gb)) return;
   CTG_LAUNCH(add_relu_backward_kernel, dim3(cuda_detail::blocks_for(n, 256)), dim3(256), 0, cuda_detail::stream(), y,
-             gy, ga, gb, n);
+             gy, ga, gb, n, acc_a, acc_b);
 }
 
 }  // namespace ctg::kernels
