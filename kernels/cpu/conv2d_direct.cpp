@@ -192,21 +192,10 @@ void conv2d_grad_input_direct(const T* w, const T* gy, T* gx, const Conv2dDims& 
           }
         }
       }
-    // Fold: input column ww is padded column ww + PW = m·S + ph.
+    // Fold the phase-split rows back: input column ww is padded column ww + PW = m·S + ph.
     for (int64_t c = 0; c < d.C; ++c)
-      for (int64_t h = hA; h < hB; ++h) {
-        T* __restrict__ gr = gx + ((n * d.C + c) * d.H + h) * d.W;
-        const T* __restrict__ rb = rowbuf + (c * BR + h - hA) * S * MW;
-        if (S == 1) {
-          const T* __restrict__ r0 = rb + d.PW;
-          for (int64_t ww = 0; ww < d.W; ++ww) gr[ww] += r0[ww];
-        } else {
-          for (int64_t ww = 0; ww < d.W; ++ww) {
-            const int64_t cp = ww + d.PW;
-            gr[ww] += rb[(cp % S) * MW + cp / S];
-          }
-        }
-      }
+      for (int64_t h = hA; h < hB; ++h)
+        fold_row(rowbuf + (c * BR + h - hA) * S * MW, gx + ((n * d.C + c) * d.H + h) * d.W, d, S, MW);
   }
 }
 

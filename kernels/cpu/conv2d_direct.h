@@ -111,6 +111,39 @@ void fill_row(const T* __restrict__ xr, T* __restrict__ b, const Conv2dDims& d, 
   }
 }
 
+// The reverse of fill_row, adding: xr[m·S + ph − PW] += b[ph·L + m] for the
+// columns inside [0, W); the middle is again a complete interleave group.
+template <typename T>
+void fold_row(const T* __restrict__ b, T* __restrict__ xr, const Conv2dDims& d, int64_t S, int64_t L) {
+  const int64_t W = d.W, PW = d.PW;
+  const int64_t lo = std::min(L, ceil_div(PW, S));
+  const int64_t hi = std::clamp<int64_t>(W - S + PW >= 0 ? (W - S + PW) / S + 1 : 0, lo, L);
+  auto edge = [&](int64_t m) {
+    for (int64_t ph = 0; ph < S; ++ph) {
+      const int64_t col = m * S + ph - PW;
+      if (col >= 0 && col < W) xr[col] += b[ph * L + m];
+    }
+  };
+  for (int64_t m = 0; m < lo; ++m) edge(m);
+  for (int64_t m = hi; m < L; ++m) edge(m);
+  T* __restrict__ s = xr + (lo * S - PW);
+  const int64_t n = hi - lo;
+  const T* __restrict__ b0 = b + lo;
+  if (S == 1) {
+    for (int64_t t = 0; t < n; ++t) s[t] += b0[t];
+  } else if (S == 2) {
+    const T* __restrict__ b1 = b0 + L;
+    for (int64_t t = 0; t < n; ++t) s[2 * t] += b0[t], s[2 * t + 1] += b1[t];
+  } else if (S == 3) {
+    const T* __restrict__ b1 = b0 + L;
+    const T* __restrict__ b2 = b0 + 2 * L;
+    for (int64_t t = 0; t < n; ++t) s[3 * t] += b0[t], s[3 * t + 1] += b1[t], s[3 * t + 2] += b2[t];
+  } else {
+    for (int64_t ph = 0; ph < S; ++ph)
+      for (int64_t t = 0; t < n; ++t) s[t * S + ph] += b0[ph * L + t];
+  }
+}
+
 // The band of image xn for `rows` ≤ the band's output rows starting at
 // padded input row hp0 (all C channels; only the (rows−1)·SH + KH rows read).
 template <typename T>
