@@ -5,8 +5,9 @@
 // strides 1, 2, 3 (phase-split rows of one, two, three phases, and the
 // generic one at 4), a stride larger than the kernel (phases no tap reads),
 // padding on one side only, C = 1 stems, channel counts that are not a
-// multiple of the register blocks (O = 7, 13, 25: padded blocks in the
-// forward and dW; C = 13 in dx), partial bands of output and input rows,
+// multiple of the register blocks (O = 1, 7, 13, 25: padded blocks in the
+// forward and dW; C = 13 in dx), O > 20 (dW taken from im2col), partial
+// bands of output and input rows,
 // N = 1 and 3, float and double; forward, dW, dx, db, each alone and together.
 // Also: the gradients add (+=) into what was there, the results do not change
 // with the thread count, and the selection rule routes the study's layers as measured.
@@ -115,7 +116,9 @@ const Case kCases[] = {
     {1, 10, 21, 37, 20, 5, 5, 2, 2, 3, 3},   // CNN2's conv2: O = 20 (2 blocks of 10), OW = 20
     {3, 7, 19, 9, 13, 3, 3, 1, 1, 1, 1},     // stride 1, O = 13 (blocks of 7, padded), OW = 9
     {1, 13, 12, 66, 7, 3, 4, 1, 1, 0, 2},    // C = 13 in dx blocks, O = 7 in dW blocks, OW = 67
-    {3, 2, 23, 35, 25, 3, 3, 2, 2, 1, 1},    // O = 25: 3 forward blocks of 9 (27), 5 dW blocks of 5
+    {3, 2, 23, 35, 25, 3, 3, 2, 2, 1, 1},    // O = 25: 3 forward blocks of 9 (27); dW by im2col (O > 20)
+    {3, 20, 22, 22, 50, 5, 5, 2, 2, 3, 3},   // CNN2's conv3 at N = 3: O = 50, C = 20 (2 dx blocks of 10)
+    {3, 2, 15, 19, 1, 3, 3, 2, 2, 1, 1},     // O = 1: forward block of 1, dW block of 1 × 8 taps
     {1, 3, 9, 11, 4, 2, 2, 3, 3, 0, 0},      // stride 3 > kernel 2: a phase no tap reads
     {3, 2, 17, 26, 3, 5, 3, 4, 4, 2, 1},     // stride 4 (generic phase split), non-square kernel
     {1, 3, 14, 13, 2, 3, 5, 2, 1, 0, 2},     // unequal strides and padding: SH = 2, SW = 1, PH = 0
@@ -170,7 +173,9 @@ TEST_CASE("conv2d direct: the rule picks it for the study's CNN layers and not f
   CHECK(direct(9, 5, 22, 5, 5, 2, 3));
   CHECK(direct(9, 1, 512, 10, 5, 3, 3));
   CHECK(direct(9, 10, 86, 20, 5, 2, 3));
-  CHECK_FALSE(direct(9, 20, 22, 50, 5, 2, 3));  // CNN2's conv3: im2col measured faster
+  CHECK(direct(9, 20, 22, 50, 5, 2, 3));  // CNN2's conv3 (its dW through im2col: O > 20)
+  CHECK_FALSE(direct(9, 20, 22, 64, 5, 2, 3));
+  CHECK_FALSE(direct(9, 21, 22, 50, 5, 2, 3));
   // ResNet18 at 512²: the stem, a body layer, a downsample and the 1×1 fc head.
   CHECK_FALSE(direct(9, 1, 512, 64, 7, 2, 3));
   CHECK_FALSE(direct(9, 64, 128, 64, 3, 1, 1));

@@ -44,24 +44,28 @@ using namespace direct;
 //   C=5  O=5  k5 s2 →  12² N9 (CNN1 conv3)  0.42/0.82 vs 0.21/0.28  2.1×/3.0×
 //   C=20 O=20 k5 s2 →  12² N9               2.5/3.8  vs 1.7/2.2     1.5×/1.7×
 //   C=20 O=20 k5 s2 →  12² N1               0.43/0.50 vs 0.38/0.70  1.1×/0.7×
-//   C=20 O=50 k5 s2 →  12² N9 (CNN2 conv3)  4.0/4.8  vs 4.8/5.9     0.8×/0.8×
-//   C=10 O=50 k5 s2 →  12² N9               1.9/2.4  vs 2.1/3.1     0.9×/0.8×
+//   C=20 O=50 k5 s2 →  12² N9 (CNN2 conv3)  4.0/4.8  vs 4.8/5.9     0.8×/0.8× all direct;
+//     split: fwd 0.6–0.8 vs 1.7–3.1, dx 0.65–0.8 vs 0.9–1.5, dW 2.9–4.0 vs 0.9–3.9,
+//     so for O > 20 the backward takes dW from im2col (conv2d_direct_backward.cpp):
+//     3 runs, load ~3.4: 3.4–3.7 im2col vs 2.3–2.5 hybrid   1.41×–1.47×
+//   C=10 O=50 k5 s2 →  12² N9, hybrid            1.8–2.4 vs 1.2–1.7  1.41×–1.45×
 //   C=3  O=5  k3 s1 → 11×13 N2 (N·P = 286)  0.023/0.035 vs 0.013/0.020  1.7×/1.8×
 //   C=3  O=5  k5 s3 → 4×5 N2 (N·P = 40)     0.017/0.026 vs 0.027/0.039  0.7×/0.7×
 //   C=5  O=5  1×1 → 86² N9                  0.52/0.54 vs 0.55/0.56  1.0×/1.0×
 //   C=512 O=1 1×1 → 16² N9 (ResNet18's fc)  0.82/0.89 vs 1.1/2.5    0.8×/0.4×
-// So: few channels both ways (O ≤ 20, C ≤ 20; the wider O = 50 loses: its
-// backward's blocks run out of registers and im2col's GEMM is no longer thin),
-// a real spatial kernel (1×1 ties: im2col's in-place GEMM), and at least 256
-// output positions in the batch (below, the backward's set-up dominates).
-// ResNet18 (O ≥ 64, or its fc with C = 512) stays on im2col. In the step
-// (ctgrad bench step, batch 9, 512², 2 threads) this routes all of CNN1's convs
-// and CNN2's conv1, conv2 to direct: five interleaved runs, 20 steps after 3
-// warm-up, load 4–5, best / median: CNN1 20.3 / 28.1 → 7.1 / 9.2 ms, CNN2
-// 32.8 / 59.7 → 16.5 / 41.6 ms (rule off → on).
+// So: few channels both ways (C ≤ 20, O ≤ 50, with dW from im2col above
+// O = 20, where the dW register blocks run many short passes and im2col's dW
+// GEMM is no longer thin), a real spatial kernel (1×1 ties: im2col's in-place
+// GEMM), and at least 256 output positions in the batch (below, the
+// backward's set-up dominates). ResNet18 (O ≥ 64, or its fc with C = 512)
+// stays on im2col. In the step (ctgrad bench step, batch 9, 512², 2 threads,
+// 20 steps after 3 warm-up, interleaved runs, load 3.4–5) this routes every
+// conv of CNN1 and CNN2 to direct; best / median of 5, ms:
+//   CNN1  rule off 20.3 / 28.1   O ≤ 20: 7.1 / 9.2
+//   CNN2  rule off 58.6 / 63.9   O ≤ 20: 27.3 / 33.5   O ≤ 50 (this rule): 27.6 / 30.1
 bool conv2d_use_direct(const Conv2dDims& d, const Conv2dCpuTuning& tune) {
   if (tune.direct_max_out >= 0) return d.O <= tune.direct_max_out;
-  return d.O <= 20 && d.C <= 20 && d.KH * d.KW > 1 && d.N * d.OH * d.OW >= 256;
+  return d.O <= 50 && d.C <= 20 && d.KH * d.KW > 1 && d.N * d.OH * d.OW >= 256;
 }
 
 template <typename T>
