@@ -23,8 +23,9 @@
 // that gradient is not needed.
 // Implementations (the first is the one to read; the others are tested against it):
 //   reference  kernels/cpu/conv2d.cpp        the plain loops over the sums above
-//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im;
-//              kernels/cpu/conv2d_direct.cpp for few output channels (opt-in)
+//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im (dx of
+//              stride-1 convolutions: a correlation of gy with the flipped kernel);
+//              kernels/cpu/conv2d_direct.cpp for few channels (conv2d_use_direct's measured rule)
 //   CUDA       kernels/cuda/conv2d.cu        im2col + our SGEMM (tf32: conv2d_tc.cu)
 // conv2d_forward_cpu / conv2d_backward_cpu run the reference or the tuned CPU
 // kernel, as kernels/cpu_impl.h selects (default tuned).

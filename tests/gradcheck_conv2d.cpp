@@ -147,12 +147,12 @@ TEST_CASE("conv2d kernels match the direct loops under every tiling") {
     kernels::Conv2dDims d = c.dims();
     const int64_t K = c.C * c.KH * c.KW, P = d.OH * d.OW;
     const kernels::Conv2dCpuTuning tunings[] = {
-        {},                           // defaults
-        {0, 1},                       // bands of one output row
-        {0, 3 * K * d.OW},            // bands of up to three rows (balanced, some partial)
-        {0, huge},                    // one tile per image
-        {huge, 1},                    // groups of one whole image
-        {huge, 2 * (K + c.O) * P}};   // groups of two (+ remainder): wide GEMM + scatter
+        {},                              // defaults (the direct kernel where its rule says)
+        {0, 1, 0},                       // bands of one output row (direct off: the im2col cuts)
+        {0, 3 * K * d.OW, 0},            // bands of up to three rows (balanced, some partial)
+        {0, huge, 0},                    // one tile per image
+        {huge, 1, 0},                    // groups of one whole image
+        {huge, 2 * (K + c.O) * P, 0}};   // groups of two (+ remainder): wide GEMM + scatter
     std::vector<double> x = test::rand_tensor({c.N, c.C, c.H, c.W}, rng).to_vector();
     std::vector<double> w = test::rand_tensor({c.O, c.C, c.KH, c.KW}, rng).to_vector();
     std::vector<double> b = test::rand_tensor({c.O}, rng).to_vector();
