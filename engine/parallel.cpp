@@ -2,7 +2,11 @@
 
 #include <omp.h>
 
+#include <cstdlib>
+
 extern "C" void openblas_set_num_threads(int);
+extern "C" char* openblas_get_config(void);
+extern "C" char* openblas_get_corename(void);
 
 namespace ctg {
 
@@ -13,5 +17,11 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+std::string blas_description() {
+  std::string s = std::string(openblas_get_config()) + "; kernels: " + openblas_get_corename();
+  if (const char* v = std::getenv("OPENBLAS_CORETYPE"); v && *v) s += " (OPENBLAS_CORETYPE=" + std::string(v) + ")";
+  return s;
+}
 
 }  // namespace ctg
