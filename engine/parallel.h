@@ -5,7 +5,7 @@
 namespace ctg {
 void set_num_threads(int n);  // n ≤ 0: leave the libraries' defaults
 int num_threads();
-// The BLAS behind the CPU GEMMs, for benchmark lines: OpenBLAS's version and
+// The GEMM behind float CPU products (ours or OpenBLAS) and OpenBLAS's version and
 // build, the kernel family it runs (its core name) and OPENBLAS_CORETYPE when
 // set — a machine that pins an older core (e.g. Haswell's AVX2 kernels on an
 // AVX-512 CPU, as some environments do because old OpenBLAS builds misbehave

@@ -1,15 +1,20 @@
-// Row-major C = alpha·op(A)·op(B) + beta·C through CBLAS (OpenBLAS), for float
-// and double. The CPU kernels' only matrix-product primitive.
+// Row-major C = alpha·op(A)·op(B) + beta·C, for float and double: the CPU
+// kernels' only matrix-product primitive. Float runs ctgrad's own AVX-512
+// SGEMM (kernels/cpu/sgemm.h) where the CPU has it, else — or with
+// CTGRAD_GEMM=openblas — OpenBLAS; double always runs OpenBLAS.
 #pragma once
 #include <cblas.h>
 
 #include <cstdint>
+
+#include "kernels/cpu/sgemm.h"
 
 namespace ctg::kernels::cpu {
 
 // op(A) is M×K, op(B) is K×N, C is M×N; lda/ldb/ldc are the row strides as stored.
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (cpu_gemm() == CpuGemm::own) return sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
               (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }

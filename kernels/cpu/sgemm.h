@@ -1,0 +1,43 @@
+// ctgrad's own single-precision GEMM for the CPU (kernels/cpu/sgemm.cpp), the
+// default behind cpu::gemm(float) on CPUs with AVX-512 (issue 16); OpenBLAS
+// stays beside it as the comparison (CTGRAD_GEMM=openblas) and for double.
+//
+//   C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C     (row-major)
+//   op(X) = X or Xᵀ as ta / tb say; lda/ldb/ldc are the stored row strides.
+//   beta = 0 never reads C (BLAS semantics: NaN in C does not survive).
+//
+// Why our own: the study's convolutions are GEMMs of a few fixed shapes, and
+// the GEMM's speed decides a ResNet18 step. OpenBLAS picks its kernels by the
+// CPU it recognises, and machines pin it (OPENBLAS_CORETYPE) to older kernels
+// on processors that old OpenBLAS builds misjudge — on a 2-core AVX-512 EPYC
+// that halves the GEMM speed (engine/parallel.h prints which one runs).
+//
+// The method is the classic Goto/BLIS loop nest: C is cut into NC-wide
+// column panels, K into KC-deep slices; each slice of op(B) is packed into
+// NR-wide slivers (k-major), each MC-high block of op(A) into MR-high slivers,
+// and a register-blocked MR×NR micro-kernel multiplies one sliver pair with
+// all MR×NR sums in vector registers. Each thread owns a rectangle of C and
+// runs the whole nest on it with its own packing buffers: no barriers, and
+// every element of C is the same sum in the same order whatever the thread
+// count (results are bitwise independent of threading).
+#pragma once
+#include <cstdint>
+
+namespace ctg::kernels::cpu {
+
+// True when this CPU runs the AVX-512 micro-kernel (checked once, by CPUID).
+bool sgemm_available();
+
+// The GEMM above with our kernel; requires sgemm_available().
+void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Which implementation cpu::gemm(float) runs: ours (default where available)
+// or OpenBLAS. CTGRAD_GEMM=own|openblas sets the start value (read once; any
+// other value is a ctg::Error naming the variable); tests and benchmarks set it.
+enum class CpuGemm { own, openblas };
+CpuGemm cpu_gemm();
+void set_cpu_gemm(CpuGemm g);  // own on a CPU without AVX-512: ctg::Error
+const char* cpu_gemm_description();  // e.g. "ctgrad AVX-512 12x32" or "OpenBLAS"
+
+}  // namespace ctg::kernels::cpu
