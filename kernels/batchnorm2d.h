@@ -23,6 +23,8 @@
 // gamma/beta may be nullptr (affine=False: γ = 1, β = 0); running_mean/var may
 // be nullptr in training mode (track_running_stats=False: no update).
 // Backward accumulates (+=) into gx, ggamma, gbeta; nullptr = not needed.
+// gx_accumulate = false: gx is a first write (engine/autograd.h input_grad_out):
+// it is stored, its old contents never read; gγ and gβ always accumulate.
 //
 // Implementations:
 //   reference  kernels/cpu/batchnorm2d.cpp        plain per-channel loops (OpenMP over
@@ -54,7 +56,7 @@ void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* runni
 template <typename T>
 void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd,
                               const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
-                              int64_t HW, bool training);
+                              int64_t HW, bool training, bool gx_accumulate = true);
 
 template <typename T>
 void batchnorm2d_forward_cpu_reference(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
@@ -62,14 +64,16 @@ void batchnorm2d_forward_cpu_reference(const T* x, const T* gamma, const T* beta
                                        double momentum, double eps);
 template <typename T>
 void batchnorm2d_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy,
-                                        T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training);
+                                        T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                                        bool gx_accumulate = true);
 template <typename T>
 void batchnorm2d_forward_cpu_tuned(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
                                    T* y, T* mean, T* invstd, int64_t N, int64_t C, int64_t HW, bool training,
                                    double momentum, double eps);
 template <typename T>
 void batchnorm2d_backward_cpu_tuned(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy,
-                                    T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training);
+                                    T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                                    bool gx_accumulate = true);
 
 // CUDA (float32), same arguments and semantics; all pointers are device memory.
 void batchnorm2d_forward_cuda(const float* x, const float* gamma, const float* beta, float* running_mean,
@@ -77,7 +81,7 @@ void batchnorm2d_forward_cuda(const float* x, const float* gamma, const float* b
                               int64_t HW, bool training, double momentum, double eps);
 void batchnorm2d_backward_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
                                const float* gy, float* gx, float* ggamma, float* gbeta, int64_t N, int64_t C,
-                               int64_t HW, bool training);
+                               int64_t HW, bool training, bool gx_accumulate = true);
 
 
 // CUDA, each channel's reduction split over many blocks (kernels/cuda/batchnorm2d_split.cu):
@@ -94,7 +98,8 @@ void batchnorm2d_forward_split_cuda(const float* x, const float* gamma, const fl
                                     int64_t HW, double momentum, double eps, bool relu, int64_t splits = 0);
 void batchnorm2d_backward_split_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
                                      const float* gy, const float* relu_y, float* gx, float* ggamma, float* gbeta,
-                                     int64_t N, int64_t C, int64_t HW, bool training, int64_t splits = 0);
+                                     int64_t N, int64_t C, int64_t HW, bool training, int64_t splits = 0,
+                                     bool gx_accumulate = true);
 int64_t batchnorm2d_splits(int64_t N, int64_t C, int64_t HW);
 
 }  // namespace ctg::kernels

@@ -28,7 +28,7 @@ void batchnorm2d_relu_forward_cpu(const T* x, const T* gamma, const T* beta, T* 
 template <typename T>
 void batchnorm2d_relu_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
                                    const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW,
-                                   bool training);
+                                   bool training, bool gx_accumulate = true);
 
 template <typename T>
 void batchnorm2d_relu_forward_cpu_reference(const T* x, const T* gamma, const T* beta, T* running_mean,
@@ -37,7 +37,7 @@ void batchnorm2d_relu_forward_cpu_reference(const T* x, const T* gamma, const T*
 template <typename T>
 void batchnorm2d_relu_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd,
                                              const T* y, const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N,
-                                             int64_t C, int64_t HW, bool training);
+                                             int64_t C, int64_t HW, bool training, bool gx_accumulate = true);
 template <typename T>
 void batchnorm2d_relu_forward_cpu_tuned(const T* x, const T* gamma, const T* beta, T* running_mean,
                                         T* running_var, T* y, T* mean, T* invstd, int64_t N, int64_t C,
@@ -45,13 +45,13 @@ void batchnorm2d_relu_forward_cpu_tuned(const T* x, const T* gamma, const T* bet
 template <typename T>
 void batchnorm2d_relu_backward_cpu_tuned(const T* x, const T* gamma, const T* mean, const T* invstd,
                                          const T* y, const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N,
-                                         int64_t C, int64_t HW, bool training);
+                                         int64_t C, int64_t HW, bool training, bool gx_accumulate = true);
 
 void batchnorm2d_relu_forward_cuda(const float* x, const float* gamma, const float* beta, float* running_mean,
                                    float* running_var, float* y, float* mean, float* invstd, int64_t N, int64_t C,
                                    int64_t HW, bool training, double momentum, double eps);
 void batchnorm2d_relu_backward_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
                                     const float* y, const float* gy, float* gx, float* ggamma, float* gbeta,
-                                    int64_t N, int64_t C, int64_t HW, bool training);
+                                    int64_t N, int64_t C, int64_t HW, bool training, bool gx_accumulate = true);
 
 }  // namespace ctg::kernels

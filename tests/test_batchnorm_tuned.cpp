@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -42,6 +43,7 @@ namespace {
 struct Case {
   int64_t N, C, H, W;
   bool training = true, affine = true, stats = true, gx = true, params = true, relu = false;
+  bool first_write = false;  // gx starts as NaN and is stored (gx_accumulate = false), not added into
   double lo = -1, hi = 1;  // x's range
 };
 
@@ -49,7 +51,8 @@ std::string desc(const Case& k) {
   std::ostringstream s;
   s << "[" << k.N << "," << k.C << "," << k.H << "," << k.W << "]" << (k.training ? " train" : " eval")
     << (k.affine ? "" : " no-affine") << (k.stats ? "" : " no-stats") << (k.gx ? "" : " no-gx")
-    << (k.params ? "" : " no-params") << (k.relu ? " relu" : "") << " x in [" << k.lo << "," << k.hi << ")";
+    << (k.params ? "" : " no-params") << (k.relu ? " relu" : "") << (k.first_write ? " first-write" : "")
+    << " x in [" << k.lo << "," << k.hi << ")";
   return s.str();
 }
 
@@ -93,6 +96,7 @@ Out<T> run(const Case& k, const In<T>& in, bool tuned) {
   Out<T> o;
   o.y.assign(in.x.size(), T(-7)), o.mean.assign(k.C, T(0)), o.invstd.assign(k.C, T(0));
   o.rm = in.rm, o.rv = in.rv, o.gx = in.gx, o.gg = in.gg, o.gb = in.gb;
+  if (k.first_write) o.gx.assign(o.gx.size(), std::numeric_limits<T>::quiet_NaN());
   const T *g = k.affine ? in.gamma.data() : nullptr, *b = k.affine ? in.beta.data() : nullptr;
   T *rm = k.stats ? o.rm.data() : nullptr, *rv = k.stats ? o.rv.data() : nullptr;
   T* gx = k.gx ? o.gx.data() : nullptr;
@@ -103,10 +107,11 @@ Out<T> run(const Case& k, const In<T>& in, bool tuned) {
   if (k.relu)
     (tuned ? batchnorm2d_relu_backward_cpu_tuned<T> : batchnorm2d_relu_backward_cpu_reference<T>)(
         in.x.data(), g, o.mean.data(), o.invstd.data(), o.y.data(), in.gy.data(), gx, gg, gb, k.N, k.C, HW,
-        k.training);
+        k.training, !k.first_write);
   else
     (tuned ? batchnorm2d_backward_cpu_tuned<T> : batchnorm2d_backward_cpu_reference<T>)(
-        in.x.data(), g, o.mean.data(), o.invstd.data(), in.gy.data(), gx, gg, gb, k.N, k.C, HW, k.training);
+        in.x.data(), g, o.mean.data(), o.invstd.data(), in.gy.data(), gx, gg, gb, k.N, k.C, HW, k.training,
+        !k.first_write);
   return o;
 }
 
@@ -177,6 +182,14 @@ std::vector<Case> cases() {
   Case ep = np;
   ep.training = false;  // eval, gx only: no sums at all
   v.push_back(ep);
+  // First writes of gx over NaN, both schedules, fused and not, eval too: no NaN may survive.
+  for (const Case& base : {Case{3, 5, 37, 41}, Case{2, 64, 33, 33}, Case{3, 7, 67, 71}})
+    for (bool relu : {false, true})
+      for (bool training : {true, false}) {
+        Case f = base;
+        f.first_write = true, f.relu = relu, f.training = training;
+        v.push_back(f);
+      }
   Case off{3, 7, 67, 71};
   off.lo = 100, off.hi = 101;  // |μ| ≫ σ: the shifted one-pass variance must not cancel
   v.push_back(off);

@@ -64,15 +64,18 @@ Tensor batchnorm2d_impl(const char* name, bool relu, const Tensor& x, const Tens
     if (gamma.defined()) node->save("gamma", gamma);
     if (relu) node->save("y", y);  // the mask is y > 0
     node->backward = [N, C, HW, training, relu](Node& n, const Tensor& gy) {
-      Tensor gx = autograd::input_grad(n, 0), ggamma = autograd::input_grad(n, 1),
-             gbeta = autograd::input_grad(n, 2);
+      // gx is written in full (a first write stores it: no zero-fill pass);
+      // gγ, gβ accumulate.
+      const autograd::GradOut gx = autograd::input_grad_out(n, 0);
+      Tensor ggamma = autograd::input_grad(n, 1), gbeta = autograd::input_grad(n, 2);
       const Tensor gamma = n.has_saved("gamma") ? n.saved_tensor("gamma") : Tensor();  // undefined: γ = 1
       const Tensor &x = n.saved_tensor("x"), &mean = n.saved_tensor("mean"), &invstd = n.saved_tensor("invstd");
       if (relu)
-        CTG_KERNEL(batchnorm2d_relu_backward, gy, x, gamma, mean, invstd, n.saved_tensor("y"), gy, gx, ggamma, gbeta,
-                   N, C, HW, training);
+        CTG_KERNEL(batchnorm2d_relu_backward, gy, x, gamma, mean, invstd, n.saved_tensor("y"), gy, gx.grad, ggamma,
+                   gbeta, N, C, HW, training, gx.accumulate);
       else
-        CTG_KERNEL(batchnorm2d_backward, gy, x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
+        CTG_KERNEL(batchnorm2d_backward, gy, x, gamma, mean, invstd, gy, gx.grad, ggamma, gbeta, N, C, HW, training,
+                   gx.accumulate);
     };
   }
   return y;

@@ -14,6 +14,7 @@
 #include "kernels/batchnorm2d_relu.h"
 #include "kernels/cpu_impl.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ctg::kernels {
@@ -155,7 +156,10 @@ void batchnorm2d_forward_cpu_reference(const T* x, const T* gamma, const T* beta
 }
 template <typename T>
 void batchnorm2d_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy,
-                                        T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+                                        T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                                        bool gx_accumulate) {
+  // A first write here is the plain way: zeros, then the same additions.
+  if (gx && !gx_accumulate) std::fill(gx, gx + N * C * HW, T(0));
   bn_backward(x, gamma, mean, invstd, (const T*)nullptr, gy, gx, ggamma, gbeta, N, C, HW, training);
 }
 template <typename T>
@@ -167,7 +171,8 @@ void batchnorm2d_relu_forward_cpu_reference(const T* x, const T* gamma, const T*
 template <typename T>
 void batchnorm2d_relu_backward_cpu_reference(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
                                              const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C,
-                                             int64_t HW, bool training) {
+                                             int64_t HW, bool training, bool gx_accumulate) {
+  if (gx && !gx_accumulate) std::fill(gx, gx + N * C * HW, T(0));
   bn_backward(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
 }
 
@@ -184,10 +189,12 @@ void batchnorm2d_forward_cpu(const T* x, const T* gamma, const T* beta, T* runni
 }
 template <typename T>
 void batchnorm2d_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy, T* gx,
-                              T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+                              T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                              bool gx_accumulate) {
   if (cpu_impl() == CpuImpl::reference)
-    return batchnorm2d_backward_cpu_reference(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
-  batchnorm2d_backward_cpu_tuned(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
+    return batchnorm2d_backward_cpu_reference(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training,
+                                              gx_accumulate);
+  batchnorm2d_backward_cpu_tuned(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training, gx_accumulate);
 }
 template <typename T>
 void batchnorm2d_relu_forward_cpu(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
@@ -202,11 +209,12 @@ void batchnorm2d_relu_forward_cpu(const T* x, const T* gamma, const T* beta, T* 
 template <typename T>
 void batchnorm2d_relu_backward_cpu(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
                                    const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW,
-                                   bool training) {
+                                   bool training, bool gx_accumulate) {
   if (cpu_impl() == CpuImpl::reference)
     return batchnorm2d_relu_backward_cpu_reference(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW,
-                                                   training);
-  batchnorm2d_relu_backward_cpu_tuned(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
+                                                   training, gx_accumulate);
+  batchnorm2d_relu_backward_cpu_tuned(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training,
+                                      gx_accumulate);
 }
 
 // SUFFIX: the entry points (empty) and the reference variants (_reference).
@@ -214,11 +222,12 @@ void batchnorm2d_relu_backward_cpu(const T* x, const T* gamma, const T* mean, co
   template void batchnorm2d_forward_cpu##SUFFIX<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t,       \
                                                    int64_t, int64_t, bool, double, double);                       \
   template void batchnorm2d_backward_cpu##SUFFIX<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
-                                                    int64_t, int64_t, int64_t, bool);                             \
+                                                    int64_t, int64_t, int64_t, bool, bool);                       \
   template void batchnorm2d_relu_forward_cpu##SUFFIX<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t,  \
                                                         int64_t, int64_t, bool, double, double);                  \
   template void batchnorm2d_relu_backward_cpu##SUFFIX<T>(const T*, const T*, const T*, const T*, const T*,          \
-                                                         const T*, T*, T*, T*, int64_t, int64_t, int64_t, bool);
+                                                         const T*, T*, T*, T*, int64_t, int64_t, int64_t, bool,   \
+                                                         bool);
 #define CTG_INSTANTIATE_BATCHNORM2D(T)    \
   CTG_INSTANTIATE_BATCHNORM2D_AS(T, )     \
   CTG_INSTANTIATE_BATCHNORM2D_AS(T, _reference)

@@ -219,9 +219,11 @@ void bn_forward_tuned(const T* x, const T* gamma, const T* beta, T* running_mean
 
 // relu_y: the fused forward's output when kRelu (the gradient reaching
 // BatchNorm is then g = gy·[relu_y > 0]); unused otherwise.
+// gx_accumulate = false: gx is stored (a first write, never read).
 template <typename T, bool kRelu>
 void bn_backward_tuned(const T* x, const T* gamma, const T* mean, const T* invstd, const T* relu_y, const T* gy,
-                       T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+                       T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                       bool gx_accumulate) {
   const int64_t M = N * HW, chunks = (M + kChunk - 1) / kChunk;
   // Eval mode needs the sums only for gγ and gβ; training mode always does.
   const bool need_sums = training || ggamma || gbeta;
@@ -256,15 +258,25 @@ void bn_backward_tuned(const T* x, const T* gamma, const T* mean, const T* invst
     for_runs(C, HW, c, k * kChunk, std::min(M, (k + 1) * kChunk), [&](int64_t off, int64_t len) {
       const T *xp = x + off, *gp = gy + off, *rp = kRelu ? relu_y + off : nullptr;
       T* gxp = gx + off;
-      if (training) {
+      // Four loops, no test inside any: accumulate or store, training or eval.
+      if (training && gx_accumulate) {
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) {
           const T gi = kRelu ? masked(rp[i], gp[i]) : gp[i];
           gxp[i] += a * gi + b * (xp[i] - mu) + z;
         }
-      } else {
+      } else if (training) {
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          const T gi = kRelu ? masked(rp[i], gp[i]) : gp[i];
+          gxp[i] = a * gi + b * (xp[i] - mu) + z;
+        }
+      } else if (gx_accumulate) {
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) gxp[i] += a * (kRelu ? masked(rp[i], gp[i]) : gp[i]);
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) gxp[i] = a * (kRelu ? masked(rp[i], gp[i]) : gp[i]);
       }
     });
   };
@@ -291,10 +303,13 @@ void batchnorm2d_forward_cpu_tuned(const T* x, const T* gamma, const T* beta, T*
 }
 template <typename T>
 void batchnorm2d_backward_cpu_tuned(const T* x, const T* gamma, const T* mean, const T* invstd, const T* gy, T* gx,
-                                    T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+                                    T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                                    bool gx_accumulate) {
   if (N * HW == 0)
-    return batchnorm2d_backward_cpu_reference(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
-  bn_backward_tuned<T, false>(x, gamma, mean, invstd, (const T*)nullptr, gy, gx, ggamma, gbeta, N, C, HW, training);
+    return batchnorm2d_backward_cpu_reference(x, gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training,
+                                              gx_accumulate);
+  bn_backward_tuned<T, false>(x, gamma, mean, invstd, (const T*)nullptr, gy, gx, ggamma, gbeta, N, C, HW, training,
+                              gx_accumulate);
 }
 template <typename T>
 void batchnorm2d_relu_forward_cpu_tuned(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
@@ -309,22 +324,22 @@ void batchnorm2d_relu_forward_cpu_tuned(const T* x, const T* gamma, const T* bet
 template <typename T>
 void batchnorm2d_relu_backward_cpu_tuned(const T* x, const T* gamma, const T* mean, const T* invstd, const T* y,
                                          const T* gy, T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, int64_t HW,
-                                         bool training) {
+                                         bool training, bool gx_accumulate) {
   if (N * HW == 0)
     return batchnorm2d_relu_backward_cpu_reference(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW,
-                                                   training);
-  bn_backward_tuned<T, true>(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training);
+                                                   training, gx_accumulate);
+  bn_backward_tuned<T, true>(x, gamma, mean, invstd, y, gy, gx, ggamma, gbeta, N, C, HW, training, gx_accumulate);
 }
 
 #define CTG_INSTANTIATE_BATCHNORM2D_TUNED(T)                                                                        \
   template void batchnorm2d_forward_cpu_tuned<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t,         \
                                                  int64_t, int64_t, bool, double, double);                         \
   template void batchnorm2d_backward_cpu_tuned<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,     \
-                                                  int64_t, int64_t, int64_t, bool);                               \
+                                                  int64_t, int64_t, int64_t, bool, bool);                         \
   template void batchnorm2d_relu_forward_cpu_tuned<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t,    \
                                                       int64_t, int64_t, bool, double, double);                    \
   template void batchnorm2d_relu_backward_cpu_tuned<T>(const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                                       T*, T*, T*, int64_t, int64_t, int64_t, bool);
+                                                       T*, T*, T*, int64_t, int64_t, int64_t, bool, bool);
 CTG_INSTANTIATE_BATCHNORM2D_TUNED(float)
 CTG_INSTANTIATE_BATCHNORM2D_TUNED(double)
 #undef CTG_INSTANTIATE_BATCHNORM2D_TUNED

@@ -125,7 +125,8 @@ CTG_GLOBAL void CTG_LAUNCH_BOUNDS(kBnThreads)
     batchnorm2d_backward_kernel(const float* __restrict__ x, const float* __restrict__ gamma,
                                 const float* __restrict__ mean, const float* __restrict__ invstd,
                                 const float* __restrict__ gy, float* __restrict__ gx, float* __restrict__ ggamma,
-                                float* __restrict__ gbeta, int64_t N, int64_t C, int64_t HW, bool training) {
+                                float* __restrict__ gbeta, int64_t N, int64_t C, int64_t HW, bool training,
+                                bool gx_accumulate) {
   CTG_SHARED(double, part_gy, [kBnThreads]);
   CTG_SHARED(double, part_gyxc, [kBnThreads]);
   const int64_t c = blockIdx.x, M = N * HW;
@@ -150,16 +151,18 @@ CTG_GLOBAL void CTG_LAUNCH_BOUNDS(kBnThreads)
   const float k_0 = training ? (float)(-g * inv * sum_gy / (double)M) : 0.f;
   for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
     const int64_t k = channel_offset(i, c, C, HW);
-    gx[k] += k_gy * gy[k] + k_xc * (x[k] - mu) + k_0;
+    const float v = k_gy * gy[k] + k_xc * (x[k] - mu) + k_0;
+    gx[k] = gx_accumulate ? gx[k] + v : v;  // a first write never reads gx
   }
 }
 
 CTG_GLOBAL void batchnorm2d_backward_eval_kernel(const float* __restrict__ gamma, const float* __restrict__ invstd,
                                                  const float* __restrict__ gy, float* __restrict__ gx, int64_t C,
-                                                 int64_t HW, int64_t total) {
+                                                 int64_t HW, int64_t total, bool gx_accumulate) {
   CTG_GRID_STRIDE_LOOP(i, total) {
     const int64_t c = (i / HW) % C;
-    gx[i] += (gamma ? gamma[c] : 1.f) * invstd[c] * gy[i];
+    const float v = (gamma ? gamma[c] : 1.f) * invstd[c] * gy[i];
+    gx[i] = gx_accumulate ? gx[i] + v : v;
   }
 }
 
@@ -183,18 +186,19 @@ void batchnorm2d_forward_cuda(const float* x, const float* gamma, const float* b
 
 void batchnorm2d_backward_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
                                const float* gy, float* gx, float* ggamma, float* gbeta, int64_t N, int64_t C,
-                               int64_t HW, bool training) {
+                               int64_t HW, bool training, bool gx_accumulate) {
   const int64_t total = N * C * HW;
   if (total == 0) return;
   if (training && N * HW >= kBnSplitFrom)
-    return batchnorm2d_backward_split_cuda(x, gamma, mean, invstd, gy, nullptr, gx, ggamma, gbeta, N, C, HW, true);
+    return batchnorm2d_backward_split_cuda(x, gamma, mean, invstd, gy, nullptr, gx, ggamma, gbeta, N, C, HW, true, 0,
+                                           gx_accumulate);
   // Eval mode needs the per-channel sums only for gγ and gβ; training always.
   if (training || ggamma || gbeta)
     CTG_LAUNCH(batchnorm2d_backward_kernel, dim3((unsigned int)C), dim3(kBnThreads), 0, cuda_detail::stream(), x,
-               gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training);
+               gamma, mean, invstd, gy, gx, ggamma, gbeta, N, C, HW, training, gx_accumulate);
   else if (gx)
     CTG_LAUNCH(batchnorm2d_backward_eval_kernel, dim3(cuda_detail::blocks_for(total, 256)), dim3(256), 0,
-               cuda_detail::stream(), gamma, invstd, gy, gx, C, HW, total);
+               cuda_detail::stream(), gamma, invstd, gy, gx, C, HW, total, gx_accumulate);
 }
 
 }  // namespace ctg::kernels

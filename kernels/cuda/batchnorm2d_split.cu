@@ -135,11 +135,12 @@ CTG_GLOBAL void batchnorm2d_split_affine_kernel(const float* __restrict__ x, con
 CTG_GLOBAL void batchnorm2d_split_apply_kernel(const float* __restrict__ x, const float* __restrict__ gy,
                                                const float* __restrict__ y_out, const float* __restrict__ mean,
                                                const float* __restrict__ coef, float* __restrict__ gx, int64_t C,
-                                               int64_t HW, int64_t total) {
+                                               int64_t HW, int64_t total, bool gx_accumulate) {
   CTG_GRID_STRIDE_LOOP(i, total) {
     const int64_t c = (i / HW) % C;
     const float g = (y_out && !(y_out[i] > 0.f)) ? 0.f : gy[i];
-    gx[i] += coef[3 * c] * g + coef[3 * c + 1] * (x[i] - mean[c]) + coef[3 * c + 2];
+    const float v = coef[3 * c] * g + coef[3 * c + 1] * (x[i] - mean[c]) + coef[3 * c + 2];
+    gx[i] = gx_accumulate ? gx[i] + v : v;  // a first write never reads gx
   }
 }
 
@@ -178,7 +179,8 @@ void batchnorm2d_forward_split_cuda(const float* x, const float* gamma, const fl
 
 void batchnorm2d_backward_split_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
                                      const float* gy, const float* relu_y, float* gx, float* ggamma, float* gbeta,
-                                     int64_t N, int64_t C, int64_t HW, bool training, int64_t splits) {
+                                     int64_t N, int64_t C, int64_t HW, bool training, int64_t splits,
+                                     bool gx_accumulate) {
   const int64_t total = N * C * HW;
   if (total == 0) return;
   const int64_t S = splits > 0 ? splits : batchnorm2d_splits(N, C, HW);
@@ -192,7 +194,7 @@ void batchnorm2d_backward_split_cuda(const float* x, const float* gamma, const f
                (const double*)part.p, gamma, invstd, ggamma, gbeta, coef, N * HW, C, S, training);
     if (gx)
       CTG_LAUNCH(batchnorm2d_split_apply_kernel, dim3(cuda_detail::blocks_for(total, 256)), dim3(256), 0, st, x, gy,
-                 relu_y, mean, (const float*)coef, gx, C, HW, total);
+                 relu_y, mean, (const float*)coef, gx, C, HW, total, gx_accumulate);
   } catch (...) {
     ctg::cuda::device_free(coef);
     throw;
@@ -221,8 +223,9 @@ void batchnorm2d_relu_forward_cuda(const float* x, const float* gamma, const flo
 
 void batchnorm2d_relu_backward_cuda(const float* x, const float* gamma, const float* mean, const float* invstd,
                                     const float* y, const float* gy, float* gx, float* ggamma, float* gbeta,
-                                    int64_t N, int64_t C, int64_t HW, bool training) {
-  batchnorm2d_backward_split_cuda(x, gamma, mean, invstd, gy, /*relu_y*/ y, gx, ggamma, gbeta, N, C, HW, training);
+                                    int64_t N, int64_t C, int64_t HW, bool training, bool gx_accumulate) {
+  batchnorm2d_backward_split_cuda(x, gamma, mean, invstd, gy, /*relu_y*/ y, gx, ggamma, gbeta, N, C, HW, training, 0,
+                                  gx_accumulate);
 }
 
 }  // namespace ctg::kernels
