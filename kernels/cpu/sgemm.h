@@ -38,6 +38,6 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
 enum class CpuGemm { own, openblas };
 CpuGemm cpu_gemm();
 void set_cpu_gemm(CpuGemm g);  // own on a CPU without AVX-512: ctg::Error
-const char* cpu_gemm_description();  // e.g. "ctgrad AVX-512 12x32" or "OpenBLAS"
+const char* cpu_gemm_description();  // e.g. "ctgrad AVX-512 SGEMM (8x48 micro-kernel)" or "OpenBLAS"
 
 }  // namespace ctg::kernels::cpu
