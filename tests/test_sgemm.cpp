@@ -78,6 +78,16 @@ TEST_CASE("sgemm: our AVX-512 kernel matches the triple loop on odd shapes, tran
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) check_one(s, ta, tb, 1.f, 0.f, rng);
+  // C of one sliver, K long (work ≥ 2²¹): split over K across 2 and 3
+  // threads (Dense(20)'s forward), uneven K ranges.
+  const int before = num_threads();
+  for (int t : {2, 3}) {
+    set_num_threads(t);
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) check_one(Shape3{9, 20, 13001}, ta, tb, 1.f, 0.f, rng);
+    check_one(Shape3{3, 5, 150001}, false, true, 2.f, -1.f, rng);
+  }
+  set_num_threads(before);
   for (const Shape3& s : {Shape3{37, 70, 130}, Shape3{100, 45, 600}})
     for (float beta : {0.f, 1.f, -0.5f}) check_one(s, false, true, 0.75f, beta, rng);
 }

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -170,6 +171,54 @@ void gemm_region(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   }
 }
 
+// C too small to share (Dense(20)'s forward: M = 9, N = 20, K = 512² — one
+// sliver) but K long: each thread takes a contiguous range of K into its own
+// M×N partial (beta = 0), and the partials are added onto beta·C in thread
+// order — deterministic for a thread count (not across counts, as OpenBLAS).
+void sgemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+  std::vector<float> part((size_t)(threads * M * N));
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t k0 = K * t / nt, k1 = K * (t + 1) / nt;
+    // op(A)[:, k0:k1] and op(B)[k0:k1, :] are the same matrices offset by k0.
+    const float* At = ta ? A + k0 * lda : A + k0;
+    const float* Bt = tb ? B + k0 : B + k0 * ldb;
+    float* Pt = part.data() + (size_t)(t * M * N);
+    if (!ta && tb) {
+      // Both operands run along k in memory (a linear layer's x·Wᵀ): M·N dot
+      // products, K in blocks whose rows stay in L1/L2 while every pair is
+      // summed — each operand is read from memory once, nothing is packed.
+      std::fill(Pt, Pt + M * N, 0.f);
+      for (int64_t kb = 0; kb < k1 - k0; kb += 1024) {
+        const int64_t len = std::min<int64_t>(1024, k1 - k0 - kb);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            const float* a = At + i * lda + kb;
+            const float* b = Bt + j * ldb + kb;
+            float d = 0.f;
+#pragma omp simd reduction(+ : d)
+            for (int64_t k = 0; k < len; ++k) d += a[k] * b[k];
+            Pt[i * N + j] += alpha * d;
+          }
+      }
+    } else if (k1 > k0) {
+      gemm_region(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, ldb, 0.f, Pt, N, 0, M, 0, N);
+    } else {
+      std::fill(Pt, Pt + M * N, 0.f);
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        float v = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+        for (int u = 0; u < nt; ++u) v += part[(size_t)((u * M + i) * N + j)];
+        C[i * ldc + j] = v;
+      }
+  }
+}
+
 // C *= beta (beta = 0: zeros, C unread): the K = 0 or alpha = 0 case.
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i)
@@ -212,6 +261,7 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   const int64_t extent = split_n ? N : M, unit = split_n ? NR : MR;
   const int64_t units = (extent + unit - 1) / unit;
   const int parts = (int)std::max<int64_t>(1, std::min<int64_t>(threads, units));
+  if (parts < threads && K >= 2 * KC * threads) return sgemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
 #pragma omp parallel num_threads(parts) if (parts > 1)
   {
     const int t = parts > 1 ? omp_get_thread_num() : 0;
