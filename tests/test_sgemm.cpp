@@ -107,6 +107,15 @@ TEST_CASE("sgemm: the result does not depend on the thread count, and K = 0 or a
   cpu::sgemm(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C2.data(), N);
   set_num_threads(before);
   CHECK(C1 == C2);
+  // Called inside a parallel region (nesting off: a team of one), as a
+  // kernel might: the whole of C is still computed.
+  std::vector<float> C3((size_t)(M * N), 0.f);
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    cpu::sgemm(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C3.data(), N);
+  }
+  CHECK(C3 == C1);
   std::vector<float> C(6, 2.f);
   cpu::sgemm(false, false, 2, 3, 0, 1.f, A.data(), 1, B.data(), 3, 0.5f, C.data(), 3);
   CHECK(C == std::vector<float>(6, 1.f));

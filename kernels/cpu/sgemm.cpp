@@ -264,8 +264,10 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   if (parts < threads && K >= 2 * KC * threads) return sgemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
 #pragma omp parallel num_threads(parts) if (parts > 1)
   {
-    const int t = parts > 1 ? omp_get_thread_num() : 0;
-    const int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
+    // The team may be smaller than asked (called inside another parallel
+    // region, nesting off: a team of one): split by the team that exists.
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
     const int64_t lo = std::min(extent, u0 * unit), hi = std::min(extent, u1 * unit);
     if (lo < hi) {
       if (split_n) gemm_region(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M, lo, hi);
