@@ -1,8 +1,9 @@
 // ctgrad's own AVX-512 SGEMM (kernels/cpu/sgemm.h) against a plain triple
-// loop in double, on odd shapes (edges of every block: M, N, K not multiples
-// of MR = 12, NR = 32, KC = 256, MC = 96, NC = 2048), every transpose, alpha
-// and beta, row strides larger than the rows, and beta = 0 over NaN (C must
-// not be read). Tolerance: |got − want| ≤ 1e-6·Σ_k |a·b| + 1e-6·|beta·C| per
+// loop in double, on odd shapes (edges of every block: M, N, K around
+// multiples of MR = 8, NR = 48, KC = 256, MC = 96, NC = 2064), every
+// transpose, alpha and beta, row strides larger than the rows (the last row
+// exactly as long as it is, so a read past a matrix's end is a read past its
+// buffer), on 1, 2 and 3 threads, and beta = 0 over NaN (C must not be read). Tolerance: |got − want| ≤ 1e-6·Σ_k |a·b| + 1e-6·|beta·C| per
 // element (float rounding of a K-term sum; the bound scales with the terms).
 // On a CPU without AVX-512 the kernel cannot run; the test then checks that
 // cpu::gemm is on OpenBLAS and that asking for ours is refused.
@@ -32,7 +33,9 @@ void check_one(const Shape3& s, bool ta, bool tb, float alpha, float beta, std::
   const int64_t ar = ta ? s.K : s.M, ac = ta ? s.M : s.K, br = tb ? s.N : s.K, bc = tb ? s.K : s.N;
   const int64_t lda = ac + pad, ldb = bc + pad, ldc = s.N + pad;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> A((size_t)(ar * lda)), B((size_t)(br * ldb)), C((size_t)(s.M * ldc));
+  // Padding between rows, none after the last one.
+  std::vector<float> A((size_t)((ar - 1) * lda + ac)), B((size_t)((br - 1) * ldb + bc)),
+      C((size_t)((s.M - 1) * ldc + s.N));
   for (float& v : A) v = u(rng);
   for (float& v : B) v = u(rng);
   for (float& v : C) v = beta == 0.f ? std::numeric_limits<float>::quiet_NaN() : u(rng);
@@ -40,7 +43,7 @@ void check_one(const Shape3& s, bool ta, bool tb, float alpha, float beta, std::
   cpu::sgemm(ta, tb, s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
   int64_t bad = 0;
   for (int64_t i = 0; i < s.M; ++i)
-    for (int64_t j = 0; j < ldc; ++j) {
+    for (int64_t j = 0; j < ldc && i * ldc + j < (int64_t)C.size(); ++j) {
       const float got = C[(size_t)(i * ldc + j)];
       if (j >= s.N) {  // the padding between rows is never written
         if (!(std::isnan(got) && std::isnan(C0[(size_t)(i * ldc + j)])) && got != C0[(size_t)(i * ldc + j)]) ++bad;
@@ -73,19 +76,33 @@ TEST_CASE("sgemm: our AVX-512 kernel matches the triple loop on odd shapes, tran
     return;
   }
   std::mt19937_64 rng(7);
-  const Shape3 shapes[] = {{1, 1, 1},     {5, 7, 3},      {12, 32, 256}, {13, 33, 257},  {11, 31, 255},
-                           {97, 65, 300}, {64, 200, 576}, {30, 2100, 9}, {200, 20, 520}, {1, 3000, 40}};
+  const Shape3 shapes[] = {{1, 1, 1},      {5, 7, 3},      {8, 48, 256},  {9, 49, 257},   {7, 47, 255},
+                           {16, 96, 300},  {17, 97, 513},  {97, 65, 300}, {64, 200, 576}, {30, 2100, 9},
+                           {200, 20, 520}, {1, 3000, 40}};
+  const int before = num_threads();
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) check_one(s, ta, tb, 1.f, 0.f, rng);
-  // C of one sliver, K long (work ≥ 2²¹): split over K across 2 and 3
-  // threads (Dense(20)'s forward), uneven K ranges.
-  const int before = num_threads();
+  // Shared between threads (work ≥ 2²¹): split along N across an NC edge,
+  // along M, at 2 and 3 threads.
   for (int t : {2, 3}) {
     set_num_threads(t);
     for (bool ta : {false, true})
-      for (bool tb : {false, true}) check_one(Shape3{9, 20, 13001}, ta, tb, 1.f, 0.f, rng);
-    check_one(Shape3{3, 5, 150001}, false, true, 2.f, -1.f, rng);
+      for (bool tb : {false, true}) {
+        check_one(Shape3{30, 4200, 40}, ta, tb, 1.f, 0.f, rng);
+        check_one(Shape3{300, 41, 400}, ta, tb, -0.5f, 2.f, rng);
+      }
+  }
+  set_num_threads(before);
+  // C of one sliver, K long (work ≥ 2²¹): split over K across 2 and 3
+  // threads (Dense(20)'s forward), uneven K ranges, alpha and beta.
+  for (int t : {2, 3}) {
+    set_num_threads(t);
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_one(Shape3{9, 20, 13001}, ta, tb, 1.f, 0.f, rng);
+        check_one(Shape3{3, 5, 150001}, ta, tb, 2.f, -1.f, rng);
+      }
   }
   set_num_threads(before);
   for (const Shape3& s : {Shape3{37, 70, 130}, Shape3{100, 45, 600}})

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -33,18 +34,35 @@ constexpr int64_t MR = 8, NR = 48, KC = 256, MC = 96, NC = 2064;
 static_assert(MC % MR == 0 && NC % NR == 0, "blocks are whole slivers");
 
 // Grow-only, 64-byte aligned, one per thread: packing buffers are reused
-// across calls (no allocation or page faults per GEMM).
+// across calls (no allocation or page faults per GEMM), freed when the thread ends.
+struct PackBuffers {
+  float* buf[2] = {nullptr, nullptr};
+  int64_t cap[2] = {0, 0};
+  ~PackBuffers() { std::free(buf[0]), std::free(buf[1]); }
+};
 float* thread_buffer(int which, int64_t n) {
-  thread_local float* buf[2] = {nullptr, nullptr};
-  thread_local int64_t cap[2] = {0, 0};
-  if (cap[which] < n) {
-    std::free(buf[which]);
-    buf[which] = static_cast<float*>(std::aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64)));
-    if (!buf[which]) throw Error("sgemm: out of memory for packing buffers");
-    cap[which] = n;
+  thread_local PackBuffers b;
+  if (b.cap[which] < n) {
+    std::free(b.buf[which]);
+    b.buf[which] = static_cast<float*>(std::aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64)));
+    b.cap[which] = b.buf[which] ? n : 0;
+    if (!b.buf[which]) throw Error("sgemm: out of memory for packing buffers");
   }
-  return buf[which];
+  return b.buf[which];
 }
+
+// An exception must not leave an OpenMP region (it would end the program):
+// the region's threads keep the first one here and it is rethrown after.
+struct RegionError {
+  std::exception_ptr first;
+  void keep() {
+#pragma omp critical(ctg_sgemm_error)
+    if (!first) first = std::current_exception();
+  }
+  void rethrow() const {
+    if (first) std::rethrow_exception(first);
+  }
+};
 
 // op(A)'s rows i0 .. i0+mc−1, columns k0 .. k0+kc−1, into MR-row slivers:
 // sliver s holds, for each k, the MR values op(A)[i0+s·MR+r, k] (zero past M).
@@ -178,35 +196,40 @@ void gemm_region(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 void sgemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
   std::vector<float> part((size_t)(threads * M * N));
+  RegionError err;
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t k0 = K * t / nt, k1 = K * (t + 1) / nt;
-    // op(A)[:, k0:k1] and op(B)[k0:k1, :] are the same matrices offset by k0.
-    const float* At = ta ? A + k0 * lda : A + k0;
-    const float* Bt = tb ? B + k0 : B + k0 * ldb;
-    float* Pt = part.data() + (size_t)(t * M * N);
-    if (!ta && tb) {
-      // Both operands run along k in memory (a linear layer's x·Wᵀ): M·N dot
-      // products, K in blocks whose rows stay in L1/L2 while every pair is
-      // summed — each operand is read from memory once, nothing is packed.
-      std::fill(Pt, Pt + M * N, 0.f);
-      for (int64_t kb = 0; kb < k1 - k0; kb += 1024) {
-        const int64_t len = std::min<int64_t>(1024, k1 - k0 - kb);
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) {
-            const float* a = At + i * lda + kb;
-            const float* b = Bt + j * ldb + kb;
-            float d = 0.f;
+    try {
+      const int64_t k0 = K * t / nt, k1 = K * (t + 1) / nt;
+      // op(A)[:, k0:k1] and op(B)[k0:k1, :] are the same matrices offset by k0.
+      const float* At = ta ? A + k0 * lda : A + k0;
+      const float* Bt = tb ? B + k0 : B + k0 * ldb;
+      float* Pt = part.data() + (size_t)(t * M * N);
+      if (!ta && tb) {
+        // Both operands run along k in memory (a linear layer's x·Wᵀ): M·N dot
+        // products, K in blocks whose rows stay in L1/L2 while every pair is
+        // summed — each operand is read from memory once, nothing is packed.
+        std::fill(Pt, Pt + M * N, 0.f);
+        for (int64_t kb = 0; kb < k1 - k0; kb += 1024) {
+          const int64_t len = std::min<int64_t>(1024, k1 - k0 - kb);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              const float* a = At + i * lda + kb;
+              const float* b = Bt + j * ldb + kb;
+              float d = 0.f;
 #pragma omp simd reduction(+ : d)
-            for (int64_t k = 0; k < len; ++k) d += a[k] * b[k];
-            Pt[i * N + j] += alpha * d;
-          }
+              for (int64_t k = 0; k < len; ++k) d += a[k] * b[k];
+              Pt[i * N + j] += alpha * d;
+            }
+        }
+      } else if (k1 > k0) {
+        gemm_region(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, ldb, 0.f, Pt, N, 0, M, 0, N);
+      } else {
+        std::fill(Pt, Pt + M * N, 0.f);
       }
-    } else if (k1 > k0) {
-      gemm_region(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, ldb, 0.f, Pt, N, 0, M, 0, N);
-    } else {
-      std::fill(Pt, Pt + M * N, 0.f);
+    } catch (...) {
+      err.keep();  // every thread still reaches the barrier
     }
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -217,6 +240,7 @@ void sgemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
         C[i * ldc + j] = v;
       }
   }
+  err.rethrow();
 }
 
 // C *= beta (beta = 0: zeros, C unread): the K = 0 or alpha = 0 case.
@@ -261,7 +285,11 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   const int64_t extent = split_n ? N : M, unit = split_n ? NR : MR;
   const int64_t units = (extent + unit - 1) / unit;
   const int parts = (int)std::max<int64_t>(1, std::min<int64_t>(threads, units));
-  if (parts < threads && K >= 2 * KC * threads) return sgemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+  // C too small to share and small enough for a partial per thread, K long:
+  // split K instead (C ≤ 4096 elements keeps the partials at 16 KiB each).
+  if (parts < threads && K >= 2 * KC * threads && M * N <= 4096)
+    return sgemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+  RegionError err;
 #pragma omp parallel num_threads(parts) if (parts > 1)
   {
     // The team may be smaller than asked (called inside another parallel
@@ -269,11 +297,16 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
     const int64_t lo = std::min(extent, u0 * unit), hi = std::min(extent, u1 * unit);
-    if (lo < hi) {
-      if (split_n) gemm_region(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M, lo, hi);
-      else gemm_region(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, lo, hi, 0, N);
+    try {
+      if (lo < hi) {
+        if (split_n) gemm_region(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M, lo, hi);
+        else gemm_region(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, lo, hi, 0, N);
+      }
+    } catch (...) {
+      err.keep();
     }
   }
+  err.rethrow();
 }
 
 CpuGemm cpu_gemm() { return (CpuGemm)gemm_flag().load(std::memory_order_relaxed); }

@@ -19,7 +19,10 @@
 // all MR×NR sums in vector registers. Each thread owns a rectangle of C and
 // runs the whole nest on it with its own packing buffers: no barriers, and
 // every element of C is the same sum in the same order whatever the thread
-// count (results are bitwise independent of threading).
+// count (results are bitwise independent of threading) — except where C is
+// too small to share (≤ 4096 elements, fewer slivers than threads) and K is
+// long: there K is split and the per-thread partials are added in thread
+// order (deterministic for a thread count, not across counts, as OpenBLAS).
 #pragma once
 #include <cstdint>
 
