@@ -28,8 +28,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     node->save("x", x);
     node->save("weight", w);
     node->backward = [N, I, O](Node& n, const Tensor& gy) {
-      Tensor gx = autograd::input_grad(n, 0), gw = autograd::input_grad(n, 1), gb = autograd::input_grad(n, 2);
-      CTG_KERNEL(linear_backward, gy, n.saved_tensor("x"), n.saved_tensor("weight"), gy, gx, gw, gb, N, I, O);
+      // gx and gw are whole GEMM outputs: first writes store (beta = 0); gb adds.
+      const autograd::GradOut gx = autograd::input_grad_out(n, 0), gw = autograd::input_grad_out(n, 1);
+      Tensor gb = autograd::input_grad(n, 2);
+      CTG_KERNEL(linear_backward, gy, n.saved_tensor("x"), n.saved_tensor("weight"), gy, gx.grad, gw.grad, gb, N, I, O,
+                 gx.accumulate, gw.accumulate);
     };
   }
   return y;

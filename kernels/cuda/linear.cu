@@ -43,9 +43,10 @@ void linear_forward_cuda(const float* x, const float* w, const float* b, float* 
 }
 
 void linear_backward_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
-                          int64_t N, int64_t I, int64_t O) {
-  if (gx) gemm_cuda(false, false, N, I, O, 1.f, gy, O, w, I, 1.f, gx, I);  // [N,O]·[O,I]
-  if (gw) gemm_cuda(true, false, O, I, N, 1.f, gy, O, x, I, 1.f, gw, I);   // [O,N]·[N,I]
+                          int64_t N, int64_t I, int64_t O, bool gx_accumulate, bool gw_accumulate) {
+  // beta = 0 for a first write (the GEMM never reads the poisoned buffer).
+  if (gx) gemm_cuda(false, false, N, I, O, 1.f, gy, O, w, I, gx_accumulate ? 1.f : 0.f, gx, I);  // [N,O]·[O,I]
+  if (gw) gemm_cuda(true, false, O, I, N, 1.f, gy, O, x, I, gw_accumulate ? 1.f : 0.f, gw, I);   // [O,N]·[N,I]
   if (gb && O > 0)
     CTG_LAUNCH(linear_backward_bias_kernel, dim3(cuda_detail::blocks_for(O, 256)), dim3(256), 0,
                cuda_detail::stream(), gy, gb, N, O);
