@@ -32,6 +32,8 @@
 #pragma once
 #include <cstdint>
 
+#include "base/intdiv.h"
+
 namespace ctg::kernels {
 
 // Every size of one convolution; OH and OW follow from the others (see above).
@@ -45,8 +47,7 @@ struct Conv2dDims {
 // One output side: ⌊(in + 2·pad − kernel)/stride⌋ + 1 (PyTorch, dilation 1).
 // Floor division, so a kernel that does not fit the padded input gives ≤ 0.
 inline int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
-  const int64_t span = in + 2 * pad - kernel;
-  return (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
+  return floor_div(in + 2 * pad - kernel, stride) + 1;
 }
 // The dims of a convolution with OH, OW filled in.
 inline Conv2dDims conv2d_dims(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,

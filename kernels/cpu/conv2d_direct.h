@@ -42,9 +42,6 @@ inline void vstore(T* p, const Vec<T>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 // Below this many multiply-adds a call runs on the calling thread.
 constexpr int64_t kParallelMin = int64_t(1) << 16;
 

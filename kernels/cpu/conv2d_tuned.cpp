@@ -43,7 +43,6 @@ T* scratch(int64_t n) {
 // the team costs more than it saves (and gradchecks call tiny convs thousands of times).
 constexpr int64_t kParallelMin = int64_t(1) << 15;
 
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Output columns j whose input column j·S + q − pad lies in [0, W): [lo, hi).
 // Computed once per kernel column q, so the inner loops carry no bounds test.

@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <string>
 
+#include "base/intdiv.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/impl.h"
 
@@ -171,8 +172,6 @@ namespace {
 constexpr int64_t kTargetBlocks = 264;
 // A K-slice shorter than this is not worth its partial's extra traffic.
 constexpr int64_t kMinSliceK = 128;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <bool TA, bool TB>
 void launch_gemm(GemmKernel kernel, const GemmArgs& g, dim3 grid, bool sum) {
