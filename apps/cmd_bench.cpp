@@ -11,6 +11,7 @@
 #include "engine/optim.h"
 #include "engine/parallel.h"
 #include "engine/trace.h"
+#include "kernels/cpu/sgemm.h"
 #include "kernels/cpu_impl.h"
 #include "kernels/cuda/impl.h"
 #include "kernels/cuda/runtime.h"
@@ -23,6 +24,7 @@ struct StepArgs {
   std::string net = "cnn2", device = "cpu", optimizer = "adam";
   std::string gemm_impl = "native", conv_impl = "native", precision;
   std::string cpu_kernels;  // reference|tuned; empty: CTGRAD_CPU_KERNELS, else tuned
+  std::string cpu_gemm;     // own|avx512|avx2|openblas; empty: CTGRAD_GEMM, else the widest of ours
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
   bool trace = false, allow_tf32 = false;
@@ -36,6 +38,7 @@ void bench_step(const StepArgs& a) {
   if (!a.precision.empty()) kernels::set_precision(kernels::parse_precision(a.precision));  // else CTGRAD_PRECISION
   kernels::set_cpu_impl(a.cpu_kernels.empty() ? kernels::cpu_impl()
                                               : kernels::parse_cpu_impl(a.cpu_kernels, "--cpu-kernels"));
+  if (!a.cpu_gemm.empty()) kernels::cpu::set_cpu_gemm(kernels::cpu::parse_cpu_gemm(a.cpu_gemm, "--cpu-gemm"));
   set_num_threads(a.threads);
   auto model = nets::make_net(a.net, {a.size, 1, false});
   model->to(dev);
@@ -106,6 +109,9 @@ static Registrar reg([](CLI::App& app) {
   step->add_option("--cpu-kernels", a->cpu_kernels,
                    "reference|tuned: the CPU kernels' plain reference loops or the tuned ones (kernels/cpu_impl.h; "
                    "default CTGRAD_CPU_KERNELS, else tuned)");
+  step->add_option("--cpu-gemm", a->cpu_gemm,
+                   "own|avx512|avx2|openblas: the CPU's float GEMM (kernels/cpu/sgemm.h; default CTGRAD_GEMM, "
+                   "else the widest of ours this CPU runs)");
   step->add_flag("--trace", a->trace,
                  "print (to stderr) the trace of the first step: each forward op, each backward node and its "
                  "kernels, the optimiser step (the table of `ctgrad trace`)");

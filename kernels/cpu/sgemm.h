@@ -1,6 +1,8 @@
 // ctgrad's own single-precision GEMM for the CPU (kernels/cpu/sgemm.cpp), the
-// default behind cpu::gemm(float) on CPUs with AVX-512 (issue 16); OpenBLAS
-// stays beside it as the comparison (CTGRAD_GEMM=openblas) and for double.
+// default behind cpu::gemm(float) on CPUs with AVX-512 or AVX2 (issue 16):
+// one loop nest, two register-blocked micro-kernels (kernels/cpu/sgemm_micro.h),
+// the widest this CPU runs chosen at run time by CPUID. OpenBLAS stays beside
+// it as the comparison (CTGRAD_GEMM=openblas) and for double.
 //
 //   C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C     (row-major)
 //   op(X) = X or Xᵀ as ta / tb say; lda/ldb/ldc are the stored row strides.
@@ -25,22 +27,32 @@
 // order (deterministic for a thread count, not across counts, as OpenBLAS).
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace ctg::kernels::cpu {
 
-// True when this CPU runs the AVX-512 micro-kernel (checked once, by CPUID).
-bool sgemm_available();
+// What cpu::gemm(float) runs: one of our kernels or OpenBLAS.
+enum class CpuGemm { avx512, avx2, openblas };
 
-// The GEMM above with our kernel; requires sgemm_available().
-void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// True when this CPU has the instructions (CPUID, checked once): avx512 needs
+// avx512f and fma, avx2 needs avx2 and fma; openblas is always available.
+bool cpu_gemm_available(CpuGemm g);
 
-// Which implementation cpu::gemm(float) runs: ours (default where available)
-// or OpenBLAS. CTGRAD_GEMM=own|openblas sets the start value (read once; any
-// other value is a ctg::Error naming the variable); tests and benchmarks set it.
-enum class CpuGemm { own, openblas };
+// The GEMM above with one of our kernels (avx512 or avx2); the kernel must be
+// available; openblas here is a ctg::Error (call cpu::gemm).
+void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The selection. Default: avx512 where available, else avx2, else openblas.
+// CTGRAD_GEMM=own|avx512|avx2|openblas sets the start value (read once; own =
+// the default among ours; a value this CPU cannot run, or any other value, is a
+// ctg::Error naming the variable); tests and benchmarks set it.
 CpuGemm cpu_gemm();
-void set_cpu_gemm(CpuGemm g);  // own on a CPU without AVX-512: ctg::Error
-const char* cpu_gemm_description();  // e.g. "ctgrad AVX-512 SGEMM (8x48 micro-kernel)" or "OpenBLAS"
+void set_cpu_gemm(CpuGemm g);  // a kernel this CPU cannot run: ctg::Error
+const char* cpu_gemm_description();
+const char* cpu_gemm_name(CpuGemm g);  // avx512, avx2, openblas
+// "own" (the default among ours), "avx512", "avx2" or "openblas"; anything else,
+// or a kernel this CPU cannot run, is a ctg::Error naming `what` (a flag or variable).
+CpuGemm parse_cpu_gemm(const std::string& value, const std::string& what);  // e.g. "ctgrad AVX-512 SGEMM (8x48 micro-kernel)" or "OpenBLAS"
 
 }  // namespace ctg::kernels::cpu
