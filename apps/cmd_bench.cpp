@@ -50,7 +50,7 @@ void bench_step(const StepArgs& a) {
   const auto [x, y] = trace::step_batch(a.batch, a.size, dev);  // the batch `ctgrad trace` uses too
   std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: %s\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
               (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
-  if (dev == Device::cpu) std::printf("blas: %s\n", blas_description().c_str());
+  if (dev == Device::cpu) std::printf("blas: %s\ncode: %s\n", blas_description().c_str(), cpu_code_description().c_str());
   if (dev == Device::cuda)
     std::printf("impl: gemm %s, conv %s, tf32 %s\nprecision: %s (our kernels: %s)\n", a.gemm_impl.c_str(),
                 a.conv_impl.c_str(), kernels::allow_tf32() ? "on (cuBLAS/cuDNN)" : "off",

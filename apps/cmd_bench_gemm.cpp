@@ -103,7 +103,7 @@ void bench_gemm(const GemmArgs& a) {
   if (g_calls.empty()) throw Error("--net " + a.net + ": its step runs no CPU GEMM (its convolutions are direct)");
   std::printf("# net %s, batch %lld, size %lld, threads %d, median of %d runs after 1 warm-up\n", a.net.c_str(),
               (long long)a.batch, (long long)a.size, num_threads(), a.repeat);
-  std::printf("# %s\n", blas_description().c_str());
+  std::printf("# %s; %s\n", blas_description().c_str(), cpu_code_description().c_str());
   std::printf("| %-2s %-2s | %6s | %7s | %6s | %4s | %5s |", "ta", "tb", "M", "N", "K", "beta", "calls");
   for (CpuGemm g : impls) std::printf(" %9s GF/s |", kernels::cpu::cpu_gemm_name(g));
   std::printf("\n");

@@ -27,4 +27,20 @@ std::string blas_description() {
   return s;
 }
 
+std::string cpu_code_description() {
+  // What the compiler was allowed to emit outside the SGEMM micro-kernels
+  // (those carry their own target attributes and are chosen by CPUID).
+#if defined(__AVX512F__)
+  return "compiled for AVX-512 (avx512f)";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "compiled for AVX2 + FMA (no AVX-512)";
+#elif defined(__AVX__)
+  return "compiled for AVX (no AVX2)";
+#elif defined(__x86_64__)
+  return "compiled for baseline x86-64 (SSE2)";
+#else
+  return "compiled for a non-x86 CPU";
+#endif
+}
+
 }  // namespace ctg

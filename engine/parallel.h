@@ -12,4 +12,7 @@ int num_threads();
 // on new processors) runs GEMMs at a fraction of the CPU's peak, and a figure
 // must say so.
 std::string blas_description();
+// The vector instructions the build targets (-march; CMake CTGRAD_MARCH), e.g.
+// "compiled for AVX2 + FMA (no AVX-512)"; `bench step` prints it as `code:`.
+std::string cpu_code_description();
 }  // namespace ctg
