@@ -48,7 +48,9 @@ void copy_h2d_async(void* dst, const void* src, size_t bytes, Stream s);
 void memset_zero(void* p, size_t bytes);  // on the compute stream
 void synchronize();                       // the whole device
 
-Stream compute_stream();  // where every kernel launches
+// Where every kernel, memset and device-to-device copy goes: the legacy
+// default stream, or while this thread captures a graph, its capture stream.
+Stream compute_stream();
 Stream create_stream();
 void destroy_stream(Stream s);
 Event create_event();
@@ -79,6 +81,40 @@ inline void notify_launch(const char* kernel, unsigned gx, unsigned gy, unsigned
     obs(kernel, grid, block, shmem);
   }
 }
+
+// ---- CUDA graphs (`--cuda-graph`, train/graph_step.h) ---------------------
+// begin_capture(): until end_capture(), this thread's compute_stream() is a
+// fresh non-blocking capture stream (cudaStreamBeginCapture in thread-local
+// mode; capture cannot happen on the legacy default stream). What is issued
+// there (kernels with their arguments by value, memsets, device-to-device
+// copies, async copies from pinned memory) is recorded, not run. Anything that
+// would make the host wait for the device or read device memory (copy_h2d,
+// copy_d2h, synchronize, events, pinned_free, empty_cache) throws ctg::Error
+// naming it, as CUDA invalidates the capture (cudaErrorStreamCaptureUnsupported).
+// Device memory allocated on this thread during the capture comes from a
+// private pool of the graph: the kernels bake its addresses in, so its blocks
+// stay reserved (freed ones are reused only within the same capture, whose
+// order every replay repeats) until destroy_graph.
+// launch_graph() replays the whole recording on the compute stream, after
+// everything issued before it (cudaGraphLaunch on the legacy stream).
+using Graph = void*;  // cudaGraphExec_t with its memory pool
+void begin_capture();
+Graph end_capture();     // instantiated; nothing of it has run yet
+void abort_capture();    // after an error inside the capture: discards it and its pool
+void launch_graph(Graph g);
+void destroy_graph(Graph g);  // and releases its pool
+bool capturing();             // this thread is capturing
+// Throws "<what>: not allowed while a CUDA graph is being captured (...)".
+void refuse_during_capture(const char* what);
+
+namespace detail {  // the capture state, shared by both backends and the allocator
+inline thread_local Stream tl_capture_stream = nullptr;
+// The graph's private pool (kernels/cuda/allocator.cpp): pool_begin routes
+// this thread's device_alloc/device_free to a new pool until pool_end.
+void* pool_begin();
+void* pool_end();  // the pool, closed to new blocks; nullptr when none was open
+void pool_release(void* pool);  // blocks still in use are handed to the cache when freed
+}  // namespace detail
 
 namespace backend {  // implemented by runtime_native.cu / runtime_emu.cpp
 void* raw_device_alloc(size_t bytes);  // nullptr when out of memory

@@ -15,6 +15,8 @@ namespace {
 struct EmuStream {
   std::deque<std::function<void()>> queue;
   uint64_t issued = 0, done = 0;
+  bool capturing = false;
+  std::vector<std::function<void()>> recording;  // while capturing
 };
 // "The first `upto` operations of `stream`"; stream == nullptr: complete.
 struct EmuEvent {
@@ -52,6 +54,7 @@ void stream_destroy(void* stream) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   auto* s = static_cast<EmuStream*>(stream);
   if (!live(s)) throw std::runtime_error("CUDA emulation: destroy of an unknown stream");
+  if (s->capturing) throw std::runtime_error("CUDA emulation: destroy of a stream that is capturing a graph");
   run_until(s, s->issued);
   g_streams.erase(std::remove(g_streams.begin(), g_streams.end(), s), g_streams.end());
   delete s;
@@ -61,8 +64,36 @@ void stream_enqueue(void* stream, std::function<void()> op) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   auto* s = static_cast<EmuStream*>(stream);
   if (!s || !live(s)) throw std::runtime_error("CUDA emulation: work queued on an unknown stream");
+  if (s->capturing) {
+    s->recording.push_back(std::move(op));
+    return;
+  }
   s->queue.push_back(std::move(op));
   s->issued++;
+}
+
+void stream_begin_capture(void* stream) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* s = static_cast<EmuStream*>(stream);
+  if (!s || !live(s)) throw std::runtime_error("CUDA emulation: capture on the default stream or an unknown stream");
+  if (s->capturing) throw std::runtime_error("CUDA emulation: the stream is already capturing");
+  run_until(s, s->issued);  // earlier work is no part of the graph
+  s->capturing = true;
+  s->recording.clear();
+}
+
+std::vector<std::function<void()>> stream_end_capture(void* stream) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* s = static_cast<EmuStream*>(stream);
+  if (!s || !live(s) || !s->capturing) throw std::runtime_error("CUDA emulation: end of a capture never begun");
+  s->capturing = false;
+  return std::move(s->recording);
+}
+
+bool stream_capturing(void* stream) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto* s = static_cast<EmuStream*>(stream);
+  return s && live(s) && s->capturing;
 }
 
 void* event_create() { return new EmuEvent; }
@@ -72,6 +103,8 @@ void event_record(void* event, void* stream) {
   if (!event) throw std::runtime_error("CUDA emulation: record of a null event");
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   auto* e = static_cast<EmuEvent*>(event);
+  if (stream && static_cast<EmuStream*>(stream)->capturing)
+    throw std::runtime_error("CUDA emulation: event recorded on a stream that is capturing a graph");
   e->stream = static_cast<EmuStream*>(stream);
   e->upto = e->stream ? e->stream->issued : 0;
   e->recorded = true;

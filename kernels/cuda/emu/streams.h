@@ -10,6 +10,7 @@
 // device memory) in CI, instead of racing unnoticed on a GPU.
 #pragma once
 #include <functional>
+#include <vector>
 
 namespace ctg::cuda::emu {
 
@@ -17,6 +18,16 @@ void* stream_create();
 void stream_destroy(void* stream);  // runs what is still queued, as cudaStreamDestroy lets it finish
 // Queues `op` on a created stream (not nullptr: the caller runs compute-stream work itself).
 void stream_enqueue(void* stream, std::function<void()> op);
+
+// Capture (cudaStreamBeginCapture on a created stream): from begin to end,
+// stream_enqueue on `stream` appends to the recording instead of its queue
+// (what was queued before runs first), and event_record on it throws.
+// stream_end_capture hands the recording over, in issue order; running its
+// operations in order is one replay (each may run any number of times: a
+// launch holds its arguments by value).
+void stream_begin_capture(void* stream);
+std::vector<std::function<void()>> stream_end_capture(void* stream);
+bool stream_capturing(void* stream);
 
 void* event_create();
 void event_destroy(void* event);
