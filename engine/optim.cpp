@@ -2,7 +2,6 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/common.h"
-#include "kernels/optim.h"
 
 namespace ctg {
 
@@ -56,26 +55,47 @@ void Optimizer::load_state_dict(const NamedTensorList& sd) {
   if (!have_step || !have_lr) throw Error("optimizer state: 'step' or 'lr' is missing");
 }
 
-void SGD::step() {
-  autograd::NoGradGuard ng;
+void Optimizer::count_step(const kernels::OptimScalars& s) {
   ++step_;
+  for (auto& [name, p] : params_) {
+    if (p.device() != Device::cuda) continue;
+    if (!scalars_.defined()) scalars_ = Tensor::empty({4}, DType::f32, Device::cuda);
+    kernels::optim_scalars_cuda(scalars_.device_data<float>(), s);
+    return;
+  }
+}
+
+// The CPU updates take the scalars by value; the CUDA ones read them from
+// device_scalars() (kernels/optim.h).
+void SGD::prepare_step() { count_step(kernels::sgd_scalars(lr_)); }
+
+void SGD::apply_step() {
+  autograd::NoGradGuard ng;
   for (auto& [name, p] : params_) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     bool first = !state_.count(name + ".momentum_buffer");
     Tensor buf = momentum_ != 0 ? buffer(name, "momentum_buffer", p) : Tensor();
-    CTG_KERNEL(sgd_update, p, p, g, buf, p.numel(), lr_, momentum_, wd_, first);
+    ops::detail::run_kernel(
+        "sgd_update", p, [&](auto... a) { kernels::sgd_update_cpu(a..., lr_, momentum_, wd_, first); },
+        [&](auto... a) { kernels::sgd_update_cuda(a..., device_scalars(), momentum_, wd_, first); }, p, g, buf,
+        p.numel());
   }
 }
 
-void Adam::step() {
+void Adam::prepare_step() { count_step(kernels::adam_scalars(lr_, b1_, b2_, wd_, decoupled_, step_ + 1)); }
+
+void Adam::apply_step() {
   autograd::NoGradGuard ng;
-  ++step_;
   for (auto& [name, p] : params_) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     Tensor m = buffer(name, "exp_avg", p), v = buffer(name, "exp_avg_sq", p);
-    CTG_KERNEL(adam_update, p, p, g, m, v, p.numel(), lr_, b1_, b2_, eps_, wd_, decoupled_, step_);
+    ops::detail::run_kernel(
+        "adam_update", p,
+        [&](auto... a) { kernels::adam_update_cpu(a..., lr_, b1_, b2_, eps_, wd_, decoupled_, step_); },
+        [&](auto... a) { kernels::adam_update_cuda(a..., device_scalars(), b1_, b2_, eps_); }, p, g, m, v,
+        p.numel());
   }
 }
 
