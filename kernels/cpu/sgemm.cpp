@@ -153,9 +153,14 @@ void gemm_region(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
         const int64_t mc = std::min(MC, i_end - ic);
         pack_a<MR>(ta, A, lda, std::min(M, i_end), ic, mc, pc, kc, pa);
         for (int64_t jr = 0; jr < nc; jr += NR)
-          for (int64_t ir = 0; ir < mc; ir += MR)
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            // The block after this one: below it, else the top of the next column of blocks.
+            const float* next = ir + MR < mc ? C + (ic + ir + MR) * ldc + jc + jr
+                                : jr + NR < nc ? C + ic * ldc + jc + jr + NR
+                                               : nullptr;
             Kern::micro(kc, pa + ir * kc, pb + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
-                         std::min(MR, mc - ir), std::min(NR, nc - jr), alpha, b_pc);
+                        std::min(MR, mc - ir), std::min(NR, nc - jr), alpha, b_pc, next);
+          }
       }
     }
   }
@@ -186,15 +191,10 @@ void sgemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
         std::fill(Pt, Pt + M * N, 0.f);
         for (int64_t kb = 0; kb < k1 - k0; kb += 1024) {
           const int64_t len = std::min<int64_t>(1024, k1 - k0 - kb);
-          for (int64_t i = 0; i < M; ++i)
-            for (int64_t j = 0; j < N; ++j) {
-              const float* a = At + i * lda + kb;
-              const float* b = Bt + j * ldb + kb;
-              float d = 0.f;
-#pragma omp simd reduction(+ : d)
-              for (int64_t k = 0; k < len; ++k) d += a[k] * b[k];
-              Pt[i * N + j] += alpha * d;
-            }
+          for (int64_t i = 0; i < M; i += Kern::DI)
+            for (int64_t j = 0; j < N; j += Kern::DJ)
+              Kern::dots(At + i * lda + kb, lda, std::min<int64_t>(Kern::DI, M - i), Bt + j * ldb + kb, ldb,
+                         std::min<int64_t>(Kern::DJ, N - j), len, alpha, Pt + i * N + j, N);
         }
       } else if (k1 > k0) {
         gemm_region<Kern>(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, ldb, 0.f, Pt, N, 0, M, 0, N);

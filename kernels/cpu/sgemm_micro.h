@@ -8,7 +8,8 @@
 //   acc[r][c] = Σ_k a[k·MR + r] · b[k·NR + c]          (k = 0 … kc−1)
 //   C[r, c]   = alpha·acc[r][c] + beta·C[r, c]         (r < m, c < n; beta = 0: C not read)
 //
-// with all MR×NR sums in vector registers. Both are compiled for their
+// with all MR×NR sums in vector registers; `next` is the C block of the next
+// call, prefetched (see prefetch_next). Both are compiled for their
 // instruction set by a target attribute, whatever the rest of the build is
 // compiled for, and chosen at run time by CPUID (sgemm.cpp): a build for an
 // AVX2 machine still runs the AVX-512 kernel on an AVX-512 CPU, and the AVX2
@@ -23,6 +24,53 @@
 
 namespace ctg::kernels::cpu::sgemm_detail {
 
+// The C block the next call will update (nullptr: none), into L2 while this
+// block's k loop runs: where K is small the C update is a large share of the
+// time and its misses would otherwise wait on memory (prefetches never fault,
+// so rows past the end of C are harmless).
+template <int64_t MR, int LINES>
+inline void prefetch_next(const float* next, int64_t ldc) {
+  if (!next) return;
+  for (int64_t r = 0; r < MR; ++r)
+    for (int v = 0; v < LINES; ++v) _mm_prefetch((const char*)(next + r * ldc + 16 * v), _MM_HINT_T1);
+}
+
+// Blocked dot products for products whose operands both run along k in
+// memory (op(A) = A, op(B) = Bᵀ: a linear layer's x·Wᵀ, with C too small to
+// share and K long):
+//   out[i·ldo + j] += alpha · Σ_{k<len} a[i·lda + k] · b[j·ldb + k]    (i < ni ≤ BI, j < nj ≤ BJ)
+// BI·BJ vector accumulators (one per pair), so each loaded vector of a feeds
+// BJ FMAs and each of b BI — FMA-bound, where one dot at a time waits on the
+// FMA latency. Rows past ni / nj repeat row 0 (computed, not stored). Vec is a
+// GCC vector of W floats; inlined into the caller's target.
+template <typename Vec, int W, int BI, int BJ>
+__attribute__((always_inline)) inline void dot_block(const float* a, int64_t lda, int64_t ni, const float* b,
+                                                     int64_t ldb, int64_t nj, int64_t len, float alpha, float* out,
+                                                     int64_t ldo) {
+  const float* ar[BI];
+  const float* br[BJ];
+  for (int i = 0; i < BI; ++i) ar[i] = a + (i < ni ? i : 0) * lda;
+  for (int j = 0; j < BJ; ++j) br[j] = b + (j < nj ? j : 0) * ldb;
+  Vec acc[BI][BJ];
+  for (int i = 0; i < BI; ++i)
+    for (int j = 0; j < BJ; ++j) acc[i][j] = Vec{};
+  int64_t k = 0;
+  for (; k + W <= len; k += W) {
+    Vec av[BI], bv[BJ];
+    for (int i = 0; i < BI; ++i) __builtin_memcpy(&av[i], ar[i] + k, sizeof(Vec));
+    for (int j = 0; j < BJ; ++j) __builtin_memcpy(&bv[j], br[j] + k, sizeof(Vec));
+    for (int i = 0; i < BI; ++i)
+      for (int j = 0; j < BJ; ++j) acc[i][j] += av[i] * bv[j];
+  }
+  for (int i = 0; i < ni; ++i)
+    for (int j = 0; j < nj; ++j) {
+      float d = 0.f;
+      for (int l = 0; l < W; ++l) d += acc[i][j][l];
+      for (int64_t t = k; t < len; ++t) d += ar[i][t] * br[j][t];  // the last len % W terms
+      out[i * ldo + j] += alpha * d;
+    }
+}
+
 // AVX-512 (zmm, 32 registers): an 8×48 block in 24 accumulators (8 rows × 3
 // vectors of 16 floats); per k, 3 loads of B, 8 broadcasts of A, 24 FMAs —
 // FMA-bound with registers to spare. 8 rows divide every channel count of
@@ -32,7 +80,8 @@ struct Avx512 {
   static constexpr const char* name = "ctgrad AVX-512 SGEMM (8x48 micro-kernel)";
   __attribute__((target("avx512f,fma"))) static void micro(int64_t kc, const float* __restrict a,
                                                            const float* __restrict b, float* C, int64_t ldc,
-                                                           int64_t m, int64_t n, float alpha, float beta) {
+                                                           int64_t m, int64_t n, float alpha, float beta,
+                                                           const float* next) {
     constexpr int V = NR / 16;  // vectors per row of the block
     __m512 acc[MR][V];
 #pragma GCC unroll 8
@@ -48,6 +97,7 @@ struct Avx512 {
       if (r < m)
 #pragma GCC unroll 3
         for (int v = 0; v < V; ++v) _mm_prefetch((const char*)(C + r * ldc + 16 * v), _MM_HINT_T0);
+    prefetch_next<MR, V>(next, ldc);
     for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
       _mm_prefetch((const char*)(a + 64), _MM_HINT_T0);
       __m512 bv[V];
@@ -79,6 +129,14 @@ struct Avx512 {
       }
     }
   }
+  // Blocked dots (dot_block): 3×4 pairs, 12 accumulators and 7 loads per step.
+  static constexpr int DI = 3, DJ = 4;
+  typedef float Vec __attribute__((vector_size(64)));
+  __attribute__((target("avx512f,fma"))) static void dots(const float* a, int64_t lda, int64_t ni, const float* b,
+                                                          int64_t ldb, int64_t nj, int64_t len, float alpha,
+                                                          float* out, int64_t ldo) {
+    dot_block<Vec, 16, DI, DJ>(a, lda, ni, b, ldb, nj, len, alpha, out, ldo);
+  }
 };
 
 // AVX2 (ymm, 16 registers): a 6×16 block in 12 accumulators (6 rows × 2
@@ -92,7 +150,8 @@ struct Avx2 {
   static constexpr const char* name = "ctgrad AVX2 SGEMM (6x16 micro-kernel)";
   __attribute__((target("avx2,fma"))) static void micro(int64_t kc, const float* __restrict a,
                                                         const float* __restrict b, float* C, int64_t ldc,
-                                                        int64_t m, int64_t n, float alpha, float beta) {
+                                                        int64_t m, int64_t n, float alpha, float beta,
+                                                        const float* next) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -102,6 +161,7 @@ struct Avx2 {
         _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char*)(C + r * ldc + 15), _MM_HINT_T0);
       }
+    prefetch_next<MR, 1>(next, ldc);
     for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
       _mm_prefetch((const char*)(a + 48), _MM_HINT_T0);
       const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
@@ -139,6 +199,15 @@ struct Avx2 {
         _mm256_maskstore_ps(c + 8, mask1, o1);
       }
     }
+  }
+  // Blocked dots (dot_block): 2×4 pairs, 8 accumulators and 6 loads per step
+  // (14 of 16 registers).
+  static constexpr int DI = 2, DJ = 4;
+  typedef float Vec __attribute__((vector_size(32)));
+  __attribute__((target("avx2,fma"))) static void dots(const float* a, int64_t lda, int64_t ni, const float* b,
+                                                       int64_t ldb, int64_t nj, int64_t len, float alpha,
+                                                       float* out, int64_t ldo) {
+    dot_block<Vec, 8, DI, DJ>(a, lda, ni, b, ldb, nj, len, alpha, out, ldo);
   }
 };
 
