@@ -53,8 +53,12 @@ inline MaxPool2dGeometry maxpool2d_geometry(int64_t N, int64_t C, int64_t H, int
 template <typename T>
 void maxpool2d_forward_cpu(const T* x, T* y, int32_t* argmax, const MaxPool2dGeometry& g);
 // gx [planes, H, W] += scatter of gy [planes, OH, OW] to argmax (the reference; no tuned variant).
+// gx_accumulate = false: gx is a first write (engine/autograd.h input_grad_out):
+// gx = the scatter, every element stored (0 where no window picked it), the old
+// contents never read.
 template <typename T>
-void maxpool2d_backward_cpu(const int32_t* argmax, const T* gy, T* gx, const MaxPool2dGeometry& g);
+void maxpool2d_backward_cpu(const int32_t* argmax, const T* gy, T* gx, const MaxPool2dGeometry& g,
+                            bool gx_accumulate = true);
 
 // 1. Reference forward (kernels/cpu/maxpool2d.cpp).
 template <typename T>
@@ -65,6 +69,7 @@ void maxpool2d_forward_cpu_tuned(const T* x, T* y, int32_t* argmax, const MaxPoo
 
 // 3. CUDA (float32), same semantics; x, y, argmax, gy, gx are device memory.
 void maxpool2d_forward_cuda(const float* x, float* y, int32_t* argmax, const MaxPool2dGeometry& g);
-void maxpool2d_backward_cuda(const int32_t* argmax, const float* gy, float* gx, const MaxPool2dGeometry& g);
+void maxpool2d_backward_cuda(const int32_t* argmax, const float* gy, float* gx, const MaxPool2dGeometry& g,
+                             bool gx_accumulate = true);
 
 }  // namespace ctg::kernels

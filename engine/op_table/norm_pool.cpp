@@ -214,7 +214,7 @@ struct PoolSpec {
   ops::Pool2dParams p;  // {kh, kw, sh, sw, ph, pw}
 };
 
-OpCase pool_case(const PoolSpec& c, bool gradcheck, bool cuda) {
+OpCase pool_case(const PoolSpec& c, bool gradcheck, bool cuda, bool accumulate = true) {
   const ops::Pool2dParams p = c.p;
   OpCase k;
   k.desc = dims_str(c.s) + " k" + std::to_string(p.kernel_h) + "x" + std::to_string(p.kernel_w) + " s" +
@@ -224,7 +224,8 @@ OpCase pool_case(const PoolSpec& c, bool gradcheck, bool cuda) {
   k.shapes = {c.s};
   k.inputs = {{"x", true, false, {0, 0}}};
   k.cuda_out = {0, 0};
-  k.accumulate = true;
+  k.accumulate = accumulate;  // false: a first write into NaN-poisoned memory
+  if (!accumulate) k.desc += " first-write";
   const Shape s = c.s;
   k.make = [s](std::mt19937_64& rng, DType dt, Device dev) { return std::vector<Tensor>{distinct(s, rng, 1e-2, dt).to(dev)}; };
   k.call = [p](const std::vector<Tensor>& in) { return ops::maxpool2d(in[0], p); };
@@ -252,7 +253,7 @@ std::vector<OpCase> maxpool2d_cases(const StudySize& st) {
   for (const Shape& s : {Shape{2, 3, 13, 11}, Shape{3, 5, 17, 9}})
     for (const ops::Pool2dParams& p : {ops::Pool2dParams{2, 2, 2, 2, 0, 0}, ops::Pool2dParams{3, 3, 2, 2, 1, 1},
                                        ops::Pool2dParams{3, 2, 2, 1, 1, 0}})
-      v.push_back(pool_case({s, p}, false, true));
+      for (bool acc : {true, false}) v.push_back(pool_case({s, p}, false, true, acc));
   // bench: ResNet18's 3×3 s2 p1 pool after the stem.
   const int64_t N = st.batch, C = 64, H = resnet18_sides(st).stem;
   OpCase b = pool_case({{N, C, H, H}, {3, 3, 2, 2, 1, 1}}, false, false);

@@ -53,10 +53,10 @@ Tensor maxpool2d(const Tensor& x, const Pool2dParams& p) {
     auto node = autograd::record("maxpool2d", y, {x});
     node->save_buffer("argmax", argmax);
     node->backward = [g](Node& n, const Tensor& gy) {
-      Tensor gx = autograd::input_grad(n, 0);
-      if (!gx.defined()) return;
+      const autograd::GradOut gx = autograd::input_grad_out(n, 0);  // every element written
+      if (!gx.grad.defined()) return;
       const int32_t* am = static_cast<const int32_t*>(detail::kernel_ptr(n.saved_tensor("argmax")));
-      CTG_KERNEL(maxpool2d_backward, gy, am, gy, gx, g);
+      CTG_KERNEL(maxpool2d_backward, gy, am, gy, gx.grad, g, gx.accumulate);
     };
   }
   return y;

@@ -4,6 +4,7 @@
 // never share an output (nor, in the backward, an input).
 #include "kernels/maxpool2d.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "kernels/cpu_impl.h"
@@ -40,15 +41,19 @@ void maxpool2d_forward_cpu_reference(const T* x, T* y, int32_t* argmax, const Ma
 
 // The backward has one implementation: the scatter is already the plain loop.
 template <typename T>
-void maxpool2d_backward_cpu(const int32_t* argmax, const T* gy, T* gx, const MaxPool2dGeometry& g) {
+void maxpool2d_backward_cpu(const int32_t* argmax, const T* gy, T* gx, const MaxPool2dGeometry& g,
+                            bool gx_accumulate) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
   // gx[n,c, argmax[n,c,i,j]] += gy[n,c,i,j]; windows never cross planes, so
-  // one thread per plane scatters race-free.
+  // one thread per plane scatters race-free. A first write zeroes each plane
+  // just before its scatter (while it is in cache) instead of the whole
+  // tensor in a pass of its own; overlapping windows still add there.
 #pragma omp parallel for schedule(static) if (g.planes * OHW > 16384)
   for (int64_t plane = 0; plane < g.planes; ++plane) {
     const int32_t* ap = argmax + plane * OHW;
     const T* gyp = gy + plane * OHW;
     T* gxp = gx + plane * HW;
+    if (!gx_accumulate) std::fill(gxp, gxp + HW, T(0));
     for (int64_t o = 0; o < OHW; ++o) gxp[ap[o]] += gyp[o];
   }
 }
@@ -63,7 +68,7 @@ void maxpool2d_forward_cpu(const T* x, T* y, int32_t* argmax, const MaxPool2dGeo
 #define CTG_MAXPOOL2D_INSTANTIATE(T)                                                                   \
   template void maxpool2d_forward_cpu_reference<T>(const T*, T*, int32_t*, const MaxPool2dGeometry&); \
   template void maxpool2d_forward_cpu<T>(const T*, T*, int32_t*, const MaxPool2dGeometry&);           \
-  template void maxpool2d_backward_cpu<T>(const int32_t*, const T*, T*, const MaxPool2dGeometry&);
+  template void maxpool2d_backward_cpu<T>(const int32_t*, const T*, T*, const MaxPool2dGeometry&, bool);
 CTG_MAXPOOL2D_INSTANTIATE(float)
 CTG_MAXPOOL2D_INSTANTIATE(double)
 #undef CTG_MAXPOOL2D_INSTANTIATE

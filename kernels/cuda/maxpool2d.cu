@@ -72,7 +72,7 @@ CTG_DEVICE int32_t last_window(int32_t h, int32_t s, int32_t pad, int32_t n) {
 }
 
 CTG_GLOBAL void maxpool2d_backward_kernel(const int32_t* __restrict__ argmax, const float* __restrict__ gy,
-                                          float* __restrict__ gx, MaxPool2dGeometry g) {
+                                          float* __restrict__ gx, MaxPool2dGeometry g, bool accumulate) {
   const int32_t H = (int32_t)g.H, W = (int32_t)g.W, OH = (int32_t)g.OH, OW = (int32_t)g.OW;
   const int32_t kh = (int32_t)g.kernel_h, kw = (int32_t)g.kernel_w;
   const int32_t sh = (int32_t)g.stride_h, sw = (int32_t)g.stride_w;
@@ -85,18 +85,21 @@ CTG_GLOBAL void maxpool2d_backward_kernel(const int32_t* __restrict__ argmax, co
     const int32_t j_lo = first_window(w, kw, sw, pw), j_hi = last_window(w, sw, pw, OW);
     const int32_t* ap = argmax + plane * ohw;
     const float* gyp = gy + plane * ohw;
-    // acc starts from gx at the first hit, so the additions happen in the
-    // CPU's order; an input that won no window is left untouched.
+    // Accumulating, acc starts from gx at the first hit, so the additions
+    // happen in the CPU's order, and an input that won no window is left
+    // untouched. A first write (accumulate false) starts from 0, as the CPU's
+    // zeroed plane, never reads gx and stores every element.
     float acc = 0.f;
     bool hit = false;
     for (int32_t i = i_lo; i <= i_hi; ++i)
       for (int32_t j = j_lo; j <= j_hi; ++j) {
         const int32_t o = i * OW + j;
         if (ap[o] != idx) continue;
-        if (!hit) acc = gx[e], hit = true;
+        if (!hit && accumulate) acc = gx[e];
+        hit = true;
         acc += gyp[o];
       }
-    if (hit) gx[e] = acc;
+    if (hit || !accumulate) gx[e] = acc;
   }
 }
 
@@ -107,11 +110,12 @@ void maxpool2d_forward_cuda(const float* x, float* y, int32_t* argmax, const Max
              x, y, argmax, g);
 }
 
-void maxpool2d_backward_cuda(const int32_t* argmax, const float* gy, float* gx, const MaxPool2dGeometry& g) {
+void maxpool2d_backward_cuda(const int32_t* argmax, const float* gy, float* gx, const MaxPool2dGeometry& g,
+                             bool gx_accumulate) {
   const int64_t n = g.planes * g.H * g.W;
   if (n == 0) return;
   CTG_LAUNCH(maxpool2d_backward_kernel, dim3(cuda_detail::blocks_for(n, 256)), dim3(256), 0, cuda_detail::stream(),
-             argmax, gy, gx, g);
+             argmax, gy, gx, g, gx_accumulate);
 }
 
 }  // namespace ctg::kernels
