@@ -129,6 +129,10 @@ static Registrar reg([](CLI::App& app) {
                 "`mpirun -np N ctgrad train ...`; each rank takes its shard of every batch, gradients are summed)");
   cmd->add_flag("--sync-bn", o->sync_bn,
                 "in a multi-rank run, BatchNorm statistics of the whole batch across ranks (default: per rank, as DDP)");
+  cmd->add_flag("--cuda-graph", o->cuda_graph,
+                "--device cuda: capture one whole training step (forward, loss, backward, update) as a CUDA graph on "
+                "the second batch and replay it for every full batch after (the last, partial batch of an epoch "
+                "runs eagerly); the same weights as without it; not with dropout or --distributed");
   auto cpu_kernels = std::make_shared<std::string>();
   cmd->add_option("--cpu-kernels", *cpu_kernels,
                   "reference|tuned: the CPU kernels' plain reference loops or the tuned ones (kernels/cpu_impl.h; "

@@ -63,6 +63,16 @@ void validate(const TrainOptions& o) {
   o.mapping();  // throws naming --negative/--positive (unknown grade, one grade in both classes)
   if (o.per_class < 0) throw Error("--per-class: must be ≥ 0 (0 keeps every patient), got " + std::to_string(o.per_class));
   parse_device(o.device);  // throws naming --device (cuda without a GPU, unknown name)
+  if (o.cuda_graph) {
+    if (parse_device(o.device) != Device::cuda)
+      throw Error("--cuda-graph: needs --device cuda (a CUDA graph replays GPU kernels), got '" + o.device + "'");
+    if (o.dropout_on())
+      throw Error("--cuda-graph: " + o.net + " has dropout here, whose mask seed is drawn on the host at every step "
+                  "(a replayed graph would repeat one mask); use --dropout off");
+    if (o.distributed)
+      throw Error("--cuda-graph: not with --distributed (the gradient all-reduce runs between backward's buckets, "
+                  "outside any graph)");
+  }
 }
 
 nlohmann::json to_json(const TrainOptions& o) {
@@ -90,7 +100,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"negative", grade_names(o.mapping().negative)},
           {"positive", grade_names(o.mapping().positive)},
           {"per_class", o.per_class},
-          {"sync_bn", o.sync_bn}};
+          {"sync_bn", o.sync_bn},
+          {"cuda_graph", o.cuda_graph}};
 }
 
 TrainOptions options_from_json(const nlohmann::json& j, const std::string& file) {
@@ -138,6 +149,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& file)
   }
   if (j.contains("per_class")) get("per_class", o.per_class);
   if (j.contains("sync_bn")) get("sync_bn", o.sync_bn);  // runs before issue 17: one process
+  if (j.contains("cuda_graph")) get("cuda_graph", o.cuda_graph);  // runs before --cuda-graph: eager
   try {
     o.mapping();
   } catch (const Error& e) {

@@ -49,6 +49,10 @@ struct TrainOptions {
   // BatchNorm statistics across ranks (per-rank statistics otherwise, DDP's default).
   bool distributed = false;
   bool sync_bn = false;
+  // --cuda-graph (train/graph_step.h): each full batch's step replayed from a
+  // CUDA graph captured on the second batch; the same weights as without it.
+  // CUDA only, one process, no dropout.
+  bool cuda_graph = false;
 
   data::ClassMapping mapping() const;  // parse_class_mapping(negative, positive)
   bool dropout_on() const { return dropout == "on" || (dropout == "auto" && net == "resnet18"); }

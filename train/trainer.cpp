@@ -29,6 +29,7 @@
 #include "engine/parallel.h"
 #include "nets/nets.h"
 #include "train/data_source.h"
+#include "train/graph_step.h"
 #include "train/run.h"
 #include "train/scoring.h"
 
@@ -195,6 +196,10 @@ class Training {
     else optim_ = std::make_unique<SGD>(net_->named_parameters(), o_.lr, o_.momentum, o_.weight_decay);
     sched_ = std::make_unique<ExponentialLR>(*optim_, o_.lr_decay);
     if (many_) reducer_ = std::make_unique<dist::GradientReducer>(*comm_, net_->named_parameters());
+    if (o_.cuda_graph) {
+      if (many_) throw Error("--cuda-graph: not in a multi-rank run (the gradient all-reduce is outside any graph)");
+      graph_ = std::make_unique<GraphStep>(*net_, *optim_);
+    }
   }
 
   void read_resume_position() {
@@ -256,6 +261,9 @@ class Training {
         o_.net.c_str(), (long long)net_->num_parameters(), device_name(dev_), (long long)train_ds_->size(),
         (long long)val_ds_->size(), (long long)o_.batch, (long long)o_.epochs);
     log("%s\n", loader_->describe().c_str());
+    if (graph_)
+      log("cuda graph: each full batch's step replayed from one graph (captured on the second batch; partial "
+          "batches eager)\n");
     if (many_)
       log("distributed: %d ranks (%s), each on its shard of every batch of %lld; BatchNorm statistics %s\n",
           comm_->size(), comm_->backend().c_str(), (long long)o_.batch,
@@ -289,18 +297,13 @@ class Training {
       phantom_ = b.size() == 0;
       const Tensor images = phantom_ ? Tensor::zeros({1, 1, o_.size, o_.size}, DType::f32, dev_) : b.images;
       const Tensor labels = phantom_ ? Tensor::zeros({1, 1}, DType::f32, dev_) : b.labels;
-      Tensor loss = ops::bce_with_logits((*net_)(images), labels);
-      if (many_) {
-        // d(n_r/n · mean_r loss)/dθ summed over r = d(mean loss over the batch)/dθ.
-        const double w = phantom_ ? 0.0 : (double)b.size() / (double)b.global_size;
-        // The gradients' sum over the ranks runs bucket by bucket during backward.
-        Tensor seed = Tensor::empty(loss.shape(), DType::f32, dev_);
-        seed.fill_(w);  // on the device: no host copy inside the step
-        reducer_->backward(loss, seed);
+      Tensor loss;
+      if (graph_) {
+        loss = graph_->step(images, labels);  // forward, backward and the update (graph_step.h)
       } else {
-        autograd::backward(loss);
+        loss = ops::bce_with_logits((*net_)(images), labels);
+        backward_and_step(loss, b);
       }
-      optim_->step();
       if (!phantom_) losses.emplace_back(loss.detach(), b.size());
       if (losses.size() >= kFlush) flush();
       s.seen += b.size();
@@ -308,6 +311,21 @@ class Training {
     }
     flush();
     return s;
+  }
+
+  // The eager step after the forward (without --cuda-graph).
+  void backward_and_step(const Tensor& loss, const data::Batch& b) {
+    if (many_) {
+      // d(n_r/n · mean_r loss)/dθ summed over r = d(mean loss over the batch)/dθ.
+      const double w = phantom_ ? 0.0 : (double)b.size() / (double)b.global_size;
+      // The gradients' sum over the ranks runs bucket by bucket during backward.
+      Tensor seed = Tensor::empty(loss.shape(), DType::f32, dev_);
+      seed.fill_(w);  // on the device: no host copy inside the step
+      reducer_->backward(loss, seed);
+    } else {
+      autograd::backward(loss);
+    }
+    optim_->step();
   }
 
   void reduce_epoch(int64_t e, EpochSums& s) {
@@ -376,6 +394,7 @@ class Training {
   std::unique_ptr<Optimizer> optim_;
   std::unique_ptr<ExponentialLR> sched_;
   std::unique_ptr<dist::GradientReducer> reducer_;  // many_ only
+  std::unique_ptr<GraphStep> graph_;                // --cuda-graph only
   Position pos_;
   nlohmann::json config_;
   std::shared_ptr<const data::Dataset> train_ds_, val_ds_;
