@@ -1,6 +1,12 @@
 // ctgrad bench step: time full training steps (forward, loss, backward,
 // optimiser) of one net after warm-up; prints ms_per_step and images_per_s
 // (the same keys as bench/compare_pytorch.py, so the two can be compared).
+// --cuda-graph: every step through train::GraphStep (train/graph_step.h), so
+// the timed steps are replays of one captured graph — one launch per step
+// instead of one per kernel. GraphStep's first step is eager (it allocates the
+// optimiser state) and its second captures the graph; both are untimed
+// warm-up here, so the warm-up is raised to cover them and ms_per_step is the
+// replayed-graph time alone.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +22,7 @@
 #include "kernels/cuda/impl.h"
 #include "kernels/cuda/runtime.h"
 #include "nets/nets.h"
+#include "train/graph_step.h"
 
 namespace ctg::apps {
 
@@ -27,7 +34,7 @@ struct StepArgs {
   std::string cpu_gemm;     // own|avx512|avx2|openblas; empty: CTGRAD_GEMM, else the widest of ours
   int64_t batch = 9, size = 512;
   int threads = 0, steps = 5, warmup = 2;
-  bool trace = false, allow_tf32 = false;
+  bool trace = false, allow_tf32 = false, cuda_graph = false;
 };
 
 void bench_step(const StepArgs& a) {
@@ -48,6 +55,12 @@ void bench_step(const StepArgs& a) {
   else if (a.optimizer == "sgd") opt = std::make_unique<SGD>(model->named_parameters(), 5e-3, 0.9, 1e-4);
   else throw Error("--optimizer: expected adam or sgd, got '" + a.optimizer + "'");
   const auto [x, y] = trace::step_batch(a.batch, a.size, dev);  // the batch `ctgrad trace` uses too
+  // GraphStep refuses a CPU net (and a net with dropout) in one line naming --cuda-graph.
+  std::unique_ptr<train::GraphStep> graph;
+  if (a.cuda_graph) graph = std::make_unique<train::GraphStep>(*model, *opt);
+  // Untimed steps: --warmup, or with --cuda-graph at least GraphStep's eager
+  // step and its capture (after the traced step, which runs outside GraphStep).
+  const int warmup = a.cuda_graph ? std::max(a.warmup, 2 + (a.trace ? 1 : 0)) : a.warmup;
   std::printf("net: %s\nbatch: %lld\nsize: %lld\ndevice: %s\nthreads: %d\n", a.net.c_str(), (long long)a.batch,
               (long long)a.size, dev == Device::cuda ? cuda::device_description().c_str() : "cpu", num_threads());
   if (dev == Device::cpu) std::printf("blas: %s\ncode: %s\n", blas_description().c_str(), cpu_code_description().c_str());
@@ -57,8 +70,12 @@ void bench_step(const StepArgs& a) {
                 kernels::precision_name(kernels::precision()),
                 kernels::precision() == kernels::Precision::tf32 ? "tensor-core TF32 GEMM and implicit-GEMM conv2d"
                                                                  : "FP32 SIMT GEMM and im2col conv2d");
+  std::printf("cuda_graph: %s\n", a.cuda_graph ? "on" : "off");
+  if (warmup != a.warmup)
+    std::printf("warmup: %d (--cuda-graph: --warmup %d raised to cover the eager step and the capture)\n", warmup,
+                a.warmup);
   std::vector<double> ms;
-  for (int i = 0; i < a.warmup + a.steps; ++i) {
+  for (int i = 0; i < warmup + a.steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     double loss_value;
     if (a.trace && i == 0) {  // trace the first step only: the `ctgrad trace` table, on stderr
@@ -67,6 +84,8 @@ void bench_step(const StepArgs& a) {
                 device_name(dev) + ", the first step";
       std::fputs(trace::format_table(t).c_str(), stderr);
       loss_value = t.loss;
+    } else if (graph) {
+      loss_value = graph->step(x, y).item();  // eager, capture, then replays (the batch's shape never changes)
     } else {
       opt->zero_grad();
       Tensor loss = ops::bce_with_logits((*model)(x), y);
@@ -76,10 +95,15 @@ void bench_step(const StepArgs& a) {
     }
     if (dev == Device::cuda) cuda::synchronize();  // kernels are asynchronous: time them, not their launch
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "  step %d/%d%s: %.1f ms (loss %.4f)\n", i + 1, a.warmup + a.steps,
-                 i < a.warmup ? " (warm-up)" : "", dt, loss_value);
-    if (i >= a.warmup) ms.push_back(dt);
+    std::fprintf(stderr, "  step %d/%d%s: %.1f ms (loss %.4f)\n", i + 1, warmup + a.steps,
+                 i < warmup ? " (warm-up)" : "", dt, loss_value);
+    if (i >= warmup) ms.push_back(dt);
   }
+  // Every timed step must have been a replay (plus the one captured in the
+  // warm-up), or ms_per_step would not be the graph's time.
+  if (graph && (graph->eager_steps() != 1 || graph->replays() != a.steps + 1))
+    throw Error("--cuda-graph: expected 1 eager step and " + std::to_string(a.steps + 1) + " graph launches, got " +
+                std::to_string(graph->eager_steps()) + " and " + std::to_string(graph->replays()));
   std::sort(ms.begin(), ms.end());
   double median = ms[ms.size() / 2];
   std::printf("ms_per_step: %.2f\nimages_per_s: %.2f\n", median, 1000.0 * (double)a.batch / median);
@@ -115,6 +139,9 @@ static Registrar reg([](CLI::App& app) {
   step->add_flag("--trace", a->trace,
                  "print (to stderr) the trace of the first step: each forward op, each backward node and its "
                  "kernels, the optimiser step (the table of `ctgrad trace`)");
+  step->add_flag("--cuda-graph", a->cuda_graph,
+                 "--device cuda: time replays of one captured CUDA graph of the whole step (train/graph_step.h); "
+                 "the warm-up is at least 2 steps (the eager one and the capture)");
   step->callback([a]() { bench_step(*a); });
 });
 
