@@ -78,11 +78,22 @@ __attribute__((always_inline)) inline void dot_block(const float* a, int64_t lda
 struct Avx512 {
   static constexpr int64_t MR = 8, NR = 48, KC = 256, MC = 96, NC = 2064;
   static constexpr const char* name = "ctgrad AVX-512 SGEMM (8x48 micro-kernel)";
-  __attribute__((target("avx512f,fma"))) static void micro(int64_t kc, const float* __restrict a,
-                                                           const float* __restrict b, float* C, int64_t ldc,
-                                                           int64_t m, int64_t n, float alpha, float beta,
-                                                           const float* next) {
-    constexpr int V = NR / 16;  // vectors per row of the block
+  // The block's right edge (n ≤ 32 of its 48 columns) runs only the vectors
+  // that hold columns: a 49-column C (the stem's weight gradient, 48 + 1) or
+  // 64 (48 + 16) would otherwise spend a whole 8×48 block on 1 or 16 columns.
+  // Each sum is the same k-ordered chain either way (bitwise equal results).
+  static void micro(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, int64_t m, int64_t n,
+                    float alpha, float beta, const float* next) {
+    if (n > 32) return micro_v<3>(kc, a, b, C, ldc, m, n, alpha, beta, next);
+    if (n > 16) return micro_v<2>(kc, a, b, C, ldc, m, n, alpha, beta, next);
+    micro_v<1>(kc, a, b, C, ldc, m, n, alpha, beta, next);
+  }
+  // V of the 3 vectors of each row (the packed B sliver is NR wide whatever V is).
+  template <int V>
+  __attribute__((target("avx512f,fma"))) static void micro_v(int64_t kc, const float* __restrict a,
+                                                             const float* __restrict b, float* C, int64_t ldc,
+                                                             int64_t m, int64_t n, float alpha, float beta,
+                                                             const float* next) {
     __m512 acc[MR][V];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r)
