@@ -72,6 +72,11 @@ struct Conv2dCpuTuning {
   // 0 never; > 0 whenever O ≤ this (tests use 0 and a huge value to force
   // either path on any shape).
   int64_t direct_max_out = -1;
+  // The unfold fused into ctgrad's SGEMM packing (kernels/cpu/im2col.h) instead
+  // of written to scratch first: < 0 (default) as CTGRAD_IM2COL says (fused,
+  // the default, or matrix); 0 never; > 0 always. Float on ctgrad's own
+  // SGEMM only (OpenBLAS and double always write the matrix).
+  int fused_im2col = -1;
 };
 
 // The entry points the engine calls: the reference or the tuned kernel, as

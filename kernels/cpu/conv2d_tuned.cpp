@@ -19,12 +19,22 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/im2col.h"
 
 namespace ctg::kernels {
 namespace {
+
+using cpu_conv::im2col;
+using cpu_conv::Range;
+using cpu_conv::Tile;
+using cpu_conv::valid_range;
 
 // One grow-only buffer per thread and type, reused across calls: allocating
 // megabytes per call would cost page faults on every training step.
@@ -44,22 +54,6 @@ T* scratch(int64_t n) {
 constexpr int64_t kParallelMin = int64_t(1) << 15;
 
 
-// Output columns j whose input column j·S + q − pad lies in [0, W): [lo, hi).
-// Computed once per kernel column q, so the inner loops carry no bounds test.
-struct Range {
-  int64_t lo, hi;
-};
-inline Range valid_range(int64_t q, int64_t S, int64_t pad, int64_t W, int64_t OW) {
-  const int64_t lo = std::min(OW, std::max<int64_t>(0, floor_div(pad - q + S - 1, S)));
-  const int64_t hi = std::min(OW, floor_div(W - 1 + pad - q, S) + 1);
-  return {lo, std::max(lo, hi)};
-}
-
-// A tile: images n0 .. n0+g−1, output rows i0 .. i1−1 of each (g > 1 only
-// with whole images). Its columns: image k, row i, column j at k·(i1−i0)·OW + (i−i0)·OW + j.
-struct Tile {
-  int64_t n0, g, i0, i1;
-};
 struct Plan {
   int64_t K, P;
   bool wide;           // tiles are groups of whole images
@@ -92,37 +86,6 @@ void for_each_tile(const Plan& pl, const Conv2dDims& d, F&& f) {
   }
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t i0 = 0; i0 < d.OH; i0 += pl.step) f(Tile{n, 1, i0, std::min(d.OH, i0 + pl.step)});
-}
-
-// cols[K, ld] ← unfold of the tile; x points at image n0. An orphaned
-// `omp for`: called inside a parallel region it shares the rows among the team.
-template <typename T>
-void im2col(const T* __restrict__ x, T* __restrict__ cols, const Tile& t, const Conv2dDims& d) {
-  const int64_t K = d.C * d.KH * d.KW, bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
-#pragma omp for collapse(2) schedule(static)
-  for (int64_t r = 0; r < K; ++r)
-    for (int64_t k = 0; k < t.g; ++k) {
-      const int64_t c = r / (d.KH * d.KW), p = (r / d.KW) % d.KH, q = r % d.KW;
-      const T* xc = x + (k * d.C + c) * d.H * d.W;
-      const Range jr = valid_range(q, d.SW, d.PW, d.W, d.OW);
-      const int64_t n = jr.hi - jr.lo;
-      for (int64_t i = t.i0; i < t.i1; ++i) {
-        T* row = cols + r * ld + k * bp + (i - t.i0) * d.OW;
-        const int64_t h = i * d.SH + p - d.PH;
-        if (h < 0 || h >= d.H || n == 0) {
-          std::fill(row, row + d.OW, T(0));
-          continue;
-        }
-        std::fill(row, row + jr.lo, T(0));
-        const T* src = xc + h * d.W + (jr.lo * d.SW + q - d.PW);
-        if (d.SW == 1) {
-          std::copy(src, src + n, row + jr.lo);
-        } else {
-          for (int64_t j = 0; j < n; ++j) row[jr.lo + j] = src[j * d.SW];
-        }
-        std::fill(row + jr.hi, row + d.OW, T(0));
-      }
-    }
 }
 
 // gx += fold of the tile's gcols; gx points at image n0. Parallel over input
@@ -160,6 +123,46 @@ void col2im_add(const T* __restrict__ gcols, T* __restrict__ gx, const Tile& t, 
       }
 }
 
+// Whether the unfold is fused into the GEMM's packing: float on ctgrad's own
+// SGEMM (OpenBLAS and double need the written matrix), as tune.fused_im2col
+// or, by default, CTGRAD_IM2COL (fused unless "matrix") says.
+bool fused_default() {
+  static const bool fused = [] {
+    const char* v = std::getenv("CTGRAD_IM2COL");
+    const std::string s = v ? v : "";
+    if (s.empty() || s == "fused") return true;
+    if (s == "matrix") return false;
+    throw Error("CTGRAD_IM2COL: expected fused or matrix, got '" + s + "'");
+  }();
+  return fused;
+}
+template <typename T>
+bool use_fused(const Conv2dCpuTuning& tune) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    return cpu::gemm_takes_source() && (tune.fused_im2col < 0 ? fused_default() : tune.fused_im2col > 0);
+  }
+}
+
+// C = op(A)·U + beta·C (tb = false) or op(A)·Uᵀ + beta·C (tb = true), U the
+// tile's unfold [K, ld] of xt (image n0): read from the image while the SGEMM
+// packs it (fused), or written to cols first.
+template <typename T>
+void gemm_unfold(bool fused, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* xt,
+                 const Tile& t, const Conv2dDims& d, T* cols, T beta, T* C, int64_t ldc) {
+  const int64_t ld = t.g * (t.i1 - t.i0) * d.OW;
+  if constexpr (std::is_same_v<T, float>) {
+    if (fused) {
+      const cpu_conv::Im2colRows src{xt, t, d};
+      return cpu::gemm(false, tb, M, N, K, 1.f, A, lda, src.source(), beta, C, ldc);
+    }
+  }
+#pragma omp parallel if (d.C * d.KH * d.KW * ld >= kParallelMin)
+  im2col(xt, cols, t, d);
+  cpu::gemm(false, tb, M, N, K, T(1), A, lda, cols, ld, beta, C, ldc);
+}
+
 // y = b + conv(x, W), or with accumulate y += conv(x, W) (b must be nullptr):
 // the forward below, and the input gradient of stride-1 convolutions.
 template <typename T>
@@ -177,24 +180,22 @@ void forward_gemm(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
     }
     return;
   }
-  T* cols = scratch<T>(pl.scratch);
+  const bool fused = use_fused<T>(tune);
+  // Unfused: cols [K, ld] (+ the group's product [O, ld]); fused: the product only.
+  T* buf = scratch<T>(fused ? (pl.wide ? O * pl.step * P : 0) : pl.scratch);
   for_each_tile(pl, d, [&](const Tile& t) {
     const int64_t bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
     T* yt = y + t.n0 * O * P + t.i0 * d.OW;  // the tile's first output, row stride P
-#pragma omp parallel if (K * ld >= kParallelMin)
-    {
-      im2col(x + t.n0 * d.C * d.H * d.W, cols, t, d);
-      if (b && t.g == 1) {  // the GEMM below adds onto the bias (beta = 1)
-#pragma omp for schedule(static)
+    const T* xt = x + t.n0 * d.C * d.H * d.W;
+    if (t.g == 1) {
+      if (b) {  // the GEMM adds onto the bias (beta = 1)
+#pragma omp parallel for schedule(static) if (O * bp >= kParallelMin)
         for (int64_t o = 0; o < O; ++o) std::fill(yt + o * P, yt + o * P + bp, b[o]);
       }
+      return gemm_unfold(fused, false, O, bp, K, w, K, xt, t, d, buf, b || accumulate ? T(1) : T(0), yt, P);
     }
-    if (t.g == 1) {
-      cpu::gemm(false, false, O, bp, K, T(1), w, K, cols, ld, b || accumulate ? T(1) : T(0), yt, P);
-      return;
-    }
-    T* out = cols + K * ld;  // [O, g·P], then scattered to y[n0+k, o]
-    cpu::gemm(false, false, O, ld, K, T(1), w, K, cols, ld, T(0), out, ld);
+    T* out = fused ? buf : buf + K * ld;  // [O, g·P], then scattered to y[n0+k, o]
+    gemm_unfold(fused, false, O, ld, K, w, K, xt, t, d, buf, T(0), out, ld);
 #pragma omp parallel for collapse(2) schedule(static) if (O * ld >= kParallelMin)
     for (int64_t k = 0; k < t.g; ++k)
       for (int64_t o = 0; o < O; ++o) {
@@ -281,28 +282,29 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
   }
   const bool gx_conv = gx && grad_input_as_conv(d);
   if (gx_conv && !gw) return grad_input_conv(w, gy, gx, d, tune);
-  T* cols = scratch<T>(pl.scratch);
+  const bool fused = use_fused<T>(tune);
+  const bool dcols = gx && !gx_conv;  // dcols = Wᵀ·gy into cols, folded by col2im
+  // cols [K, ld] where it is written (unfused, or dcols), then the group's gathered gy [O, ld].
+  const bool need_cols = !fused || dcols;
+  T* buf = scratch<T>(need_cols ? pl.scratch : (pl.wide ? O * pl.step * P : 0));
   for_each_tile(pl, d, [&](const Tile& t) {
     const int64_t bp = (t.i1 - t.i0) * d.OW, ld = t.g * bp;
+    T* cols = buf;
     // The tile's output gradient as a [O, ld] matrix: in place (row stride P)
     // for one image, gathered side by side for a group.
     const T* gyt = gy + t.n0 * O * P + t.i0 * d.OW;
     int64_t ldg = P;
-    T* gathered = t.g > 1 ? cols + K * ld : nullptr;
-#pragma omp parallel if (K * ld >= kParallelMin)
-    {
-      if (gathered) {
-#pragma omp for collapse(2) schedule(static) nowait
-        for (int64_t k = 0; k < t.g; ++k)
-          for (int64_t o = 0; o < O; ++o)
-            std::copy(gyt + (k * O + o) * P, gyt + (k * O + o + 1) * P, gathered + o * ld + k * P);
-      }
-      if (gw) im2col(x + t.n0 * d.C * d.H * d.W, cols, t, d);
+    if (t.g > 1) {
+      T* gathered = need_cols ? buf + K * ld : buf;
+#pragma omp parallel for collapse(2) schedule(static) if (O * ld >= kParallelMin)
+      for (int64_t k = 0; k < t.g; ++k)
+        for (int64_t o = 0; o < O; ++o)
+          std::copy(gyt + (k * O + o) * P, gyt + (k * O + o + 1) * P, gathered + o * ld + k * P);
+      gyt = gathered, ldg = ld;
     }
-    if (gathered) gyt = gathered, ldg = ld;
     // dW += gy · colsᵀ  (inner dimension: the tile's output pixels).
-    if (gw) cpu::gemm(false, true, O, K, ld, T(1), gyt, ldg, cols, ld, T(1), gw, K);
-    if (!gx || gx_conv) return;
+    if (gw) gemm_unfold(fused, true, O, K, ld, gyt, ldg, x + t.n0 * d.C * d.H * d.W, t, d, cols, T(1), gw, K);
+    if (!dcols) return;
     // cols is free again: dcols = Wᵀ · gy overwrites it, then folds into gx.
     cpu::gemm(true, false, K, ld, O, T(1), w, K, gyt, ldg, T(0), cols, ld);
     col2im_add(cols, gx + t.n0 * d.C * d.H * d.W, t, d);

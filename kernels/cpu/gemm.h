@@ -29,6 +29,14 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
               (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
+// op(B) from a GemmBSource (kernels/cpu/sgemm.h): only ctgrad's own kernels
+// take one, so callers check gemm_takes_source() and otherwise write B out.
+inline bool gemm_takes_source() { return cpu_gemm() != CpuGemm::openblas; }
+inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const GemmBSource& B, float beta, float* C, int64_t ldc) {
+  if (GemmObserver obs = gemm_observer()) obs(ta, tb, M, N, K, beta != 0.f);
+  sgemm(cpu_gemm(), ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc);
+}
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,

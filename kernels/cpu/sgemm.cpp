@@ -31,9 +31,9 @@ using sgemm_detail::Avx512;
 // Grow-only, 64-byte aligned, one per thread: packing buffers are reused
 // across calls (no allocation or page faults per GEMM), freed when the thread ends.
 struct PackBuffers {
-  float* buf[2] = {nullptr, nullptr};
-  int64_t cap[2] = {0, 0};
-  ~PackBuffers() { std::free(buf[0]), std::free(buf[1]); }
+  float* buf[3] = {nullptr, nullptr, nullptr};
+  int64_t cap[3] = {0, 0, 0};
+  ~PackBuffers() { std::free(buf[0]), std::free(buf[1]), std::free(buf[2]); }
 };
 float* thread_buffer(int which, int64_t n) {
   thread_local PackBuffers b;
@@ -56,6 +56,28 @@ struct RegionError {
   }
   void rethrow() const {
     if (first) std::rethrow_exception(first);
+  }
+};
+
+// The stored B as pack_b reads it: memory (p, ld) or a GemmBSource, offset
+// by (r0, c0) (split-K hands each thread its own range of K).
+struct BView {
+  const float* p;  // memory, or nullptr: src
+  int64_t ld;
+  const GemmBSource* src;
+  int64_t r0 = 0, c0 = 0;
+  bool dense() const { return p != nullptr; }
+  // Stored row r, columns [c, c + n): in place, or produced into tmp.
+  const float* seg(int64_t r, int64_t c, int64_t n, float* tmp) const {
+    if (p) return p + (r0 + r) * ld + c0 + c;
+    src->rows(src->ctx, r0 + r, c0 + c, n, tmp);
+    return tmp;
+  }
+  BView shifted(int64_t dr, int64_t dc) const {
+    BView v = *this;
+    if (p) v.p += dr * ld + dc;
+    else v.r0 += dr, v.c0 += dc;
+    return v;
   }
 };
 
@@ -92,15 +114,16 @@ void pack_a(bool ta, const float* A, int64_t lda, int64_t M, int64_t i0, int64_t
 // slivers in fixed NR-wide copies (vector moves; the last sliver is padded).
 // op(B) = Bᵀ: columns of op(B) are rows of B; 8×8 tiles are transposed through
 // a small buffer so that both reads and writes run along cache lines.
-template <int64_t NR>
-void pack_b(bool tb, const float* B, int64_t ldb, int64_t N, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
-            float* pb) {
+template <int64_t NR, int64_t KC>
+void pack_b(bool tb, const BView& B, int64_t N, int64_t j0, int64_t nc, int64_t k0, int64_t kc, float* pb,
+            float* tmp) {
   static_assert(NR % 8 == 0, "slivers are whole 8-column tiles");
-  const int64_t full = std::max<int64_t>(0, std::min(nc, N - j0)) / NR;  // slivers with NR real columns
+  const int64_t real = std::max<int64_t>(0, std::min(nc, N - j0));  // columns that exist
+  const int64_t full = real / NR;                                   // slivers with NR real columns
   const int64_t slivers = (nc + NR - 1) / NR;
   if (!tb) {
     for (int64_t k = 0; k < kc; ++k) {
-      const float* src = B + (k0 + k) * ldb + j0;
+      const float* src = B.seg(k0 + k, j0, real, tmp);
       for (int64_t s = 0; s < full; ++s) {
         float* dst = pb + s * NR * kc + k * NR;
         for (int64_t c = 0; c < NR; ++c) dst[c] = src[s * NR + c];
@@ -116,13 +139,15 @@ void pack_b(bool tb, const float* B, int64_t ldb, int64_t N, int64_t j0, int64_t
   for (int64_t s = 0; s < slivers; ++s, pb += NR * kc) {
     const int64_t cols = std::min(NR, N - (j0 + s * NR));
     for (int64_t c0 = 0; c0 < NR; c0 += 8) {
+      const float* row[8];  // stored rows j0+s·NR+c0+c, columns k0 .. k0+kc−1
+      for (int64_t c = 0; c < 8; ++c)
+        row[c] = c0 + c < cols ? B.seg(j0 + s * NR + c0 + c, k0, kc, tmp + c * KC) : nullptr;
       for (int64_t kb = 0; kb < kc; kb += 8) {
         const int64_t kn = std::min<int64_t>(8, kc - kb);
         float tile[8][8];  // tile[k][c] = op(B)[k0+kb+k, j0+s·NR+c0+c]
         for (int64_t c = 0; c < 8; ++c) {
-          if (c0 + c < cols) {
-            const float* src = B + (j0 + s * NR + c0 + c) * ldb + k0 + kb;
-            for (int64_t k = 0; k < kn; ++k) tile[k][c] = src[k];
+          if (row[c]) {
+            for (int64_t k = 0; k < kn; ++k) tile[k][c] = row[c][kb + k];
           } else {
             for (int64_t k = 0; k < kn; ++k) tile[k][c] = 0.f;
           }
@@ -137,18 +162,20 @@ void pack_b(bool tb, const float* B, int64_t ldb, int64_t N, int64_t j0, int64_t
 // The whole loop nest on C's rows [i_begin, i_end) × columns [j_begin, j_end).
 template <class Kern>
 void gemm_region(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int64_t i_begin, int64_t i_end,
+                 const BView& B, float beta, float* C, int64_t ldc, int64_t i_begin, int64_t i_end,
                  int64_t j_begin, int64_t j_end) {
   constexpr int64_t MR = Kern::MR, NR = Kern::NR, KC = Kern::KC, MC = Kern::MC, NC = Kern::NC;
   static_assert(MC % MR == 0 && NC % NR == 0, "blocks are whole slivers");
   float* pb = thread_buffer(0, KC * NC);
   float* pa = thread_buffer(1, KC * MC);
+  // Rows a GemmBSource produces: one row of nc (op(B) = B) or 8 of kc (Bᵀ).
+  float* tmp = B.dense() ? nullptr : thread_buffer(2, std::max(NC, 8 * KC));
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
       const float b_pc = pc == 0 ? beta : 1.f;  // later K slices add onto the first
-      pack_b<NR>(tb, B, ldb, std::min(N, j_end), jc, nc, pc, kc, pb);
+      pack_b<NR, KC>(tb, B, std::min(N, j_end), jc, nc, pc, kc, pb, tmp);
       for (int64_t ic = i_begin; ic < i_end; ic += MC) {
         const int64_t mc = std::min(MC, i_end - ic);
         pack_a<MR>(ta, A, lda, std::min(M, i_end), ic, mc, pc, kc, pa);
@@ -172,7 +199,7 @@ void gemm_region(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 // order — deterministic for a thread count (not across counts, as OpenBLAS).
 template <class Kern>
 void sgemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+                   const BView& B, float beta, float* C, int64_t ldc, int threads) {
   std::vector<float> part((size_t)(threads * M * N));
   RegionError err;
 #pragma omp parallel num_threads(threads)
@@ -182,22 +209,29 @@ void sgemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
       const int64_t k0 = K * t / nt, k1 = K * (t + 1) / nt;
       // op(A)[:, k0:k1] and op(B)[k0:k1, :] are the same matrices offset by k0.
       const float* At = ta ? A + k0 * lda : A + k0;
-      const float* Bt = tb ? B + k0 : B + k0 * ldb;
+      const BView Bt = tb ? B.shifted(0, k0) : B.shifted(k0, 0);
       float* Pt = part.data() + (size_t)(t * M * N);
       if (!ta && tb) {
         // Both operands run along k in memory (a linear layer's x·Wᵀ): M·N dot
         // products, K in blocks whose rows stay in L1/L2 while every pair is
         // summed — each operand is read from memory once, nothing is packed.
+        // A GemmBSource's rows are produced DJ at a time into a buffer first.
         std::fill(Pt, Pt + M * N, 0.f);
-        for (int64_t kb = 0; kb < k1 - k0; kb += 1024) {
-          const int64_t len = std::min<int64_t>(1024, k1 - k0 - kb);
-          for (int64_t i = 0; i < M; i += Kern::DI)
-            for (int64_t j = 0; j < N; j += Kern::DJ)
-              Kern::dots(At + i * lda + kb, lda, std::min<int64_t>(Kern::DI, M - i), Bt + j * ldb + kb, ldb,
-                         std::min<int64_t>(Kern::DJ, N - j), len, alpha, Pt + i * N + j, N);
+        constexpr int64_t KB = 1024;
+        float* rows = Bt.dense() ? nullptr : thread_buffer(2, Kern::DJ * KB);
+        for (int64_t kb = 0; kb < k1 - k0; kb += KB) {
+          const int64_t len = std::min<int64_t>(KB, k1 - k0 - kb);
+          for (int64_t j = 0; j < N; j += Kern::DJ) {
+            const int64_t nj = std::min<int64_t>(Kern::DJ, N - j);
+            const float* bj = Bt.p ? Bt.p + j * Bt.ld + kb : rows;
+            for (int64_t u = 0; u < nj && rows; ++u) Bt.seg(j + u, kb, len, rows + u * KB);
+            for (int64_t i = 0; i < M; i += Kern::DI)
+              Kern::dots(At + i * lda + kb, lda, std::min<int64_t>(Kern::DI, M - i), bj, Bt.p ? Bt.ld : KB, nj,
+                         len, alpha, Pt + i * N + j, N);
+          }
         }
       } else if (k1 > k0) {
-        gemm_region<Kern>(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, ldb, 0.f, Pt, N, 0, M, 0, N);
+        gemm_region<Kern>(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, 0.f, Pt, N, 0, M, 0, N);
       } else {
         std::fill(Pt, Pt + M * N, 0.f);
       }
@@ -224,7 +258,7 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 
 template <class Kern>
 void sgemm_with(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                const BView& B, float beta, float* C, int64_t ldc) {
   constexpr int64_t MR = Kern::MR, NR = Kern::NR, KC = Kern::KC;
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc);
@@ -240,7 +274,7 @@ void sgemm_with(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
   // C too small to share and small enough for a partial per thread, K long:
   // split K instead (C ≤ 4096 elements keeps the partials at 16 KiB each).
   if (parts < threads && K >= 2 * KC * threads && M * N <= 4096)
-    return sgemm_split_k<Kern>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+    return sgemm_split_k<Kern>(ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc, threads);
   RegionError err;
 #pragma omp parallel num_threads(parts) if (parts > 1)
   {
@@ -251,8 +285,8 @@ void sgemm_with(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
     const int64_t lo = std::min(extent, u0 * unit), hi = std::min(extent, u1 * unit);
     try {
       if (lo < hi) {
-        if (split_n) gemm_region<Kern>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M, lo, hi);
-        else gemm_region<Kern>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, lo, hi, 0, N);
+        if (split_n) gemm_region<Kern>(ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc, 0, M, lo, hi);
+        else gemm_region<Kern>(ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc, lo, hi, 0, N);
       }
     } catch (...) {
       err.keep();
@@ -291,14 +325,26 @@ bool cpu_gemm_available(CpuGemm g) {
   return true;
 }
 
-void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+void sgemm_view(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const BView& B, float beta, float* C, int64_t ldc) {
   switch (kernel) {
-    case CpuGemm::avx512: return sgemm_with<Avx512>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    case CpuGemm::avx2: return sgemm_with<Avx2>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case CpuGemm::avx512: return sgemm_with<Avx512>(ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc);
+    case CpuGemm::avx2: return sgemm_with<Avx2>(ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc);
     case CpuGemm::openblas: break;
   }
   throw Error("sgemm: OpenBLAS is not one of ctgrad's kernels (call cpu::gemm)");
+}
+}  // namespace
+
+void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  sgemm_view(kernel, ta, tb, M, N, K, alpha, A, lda, BView{B, ldb, nullptr}, beta, C, ldc);
+}
+void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const GemmBSource& B, float beta, float* C, int64_t ldc) {
+  if (!B.rows) throw Error("sgemm: GemmBSource without a rows function");
+  sgemm_view(kernel, ta, tb, M, N, K, alpha, A, lda, BView{nullptr, 0, &B}, beta, C, ldc);
 }
 
 const char* cpu_gemm_name(CpuGemm g) {

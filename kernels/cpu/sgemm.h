@@ -43,6 +43,20 @@ bool cpu_gemm_available(CpuGemm g);
 void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// op(B) produced on demand instead of read from memory: the stored matrix B
+// (what `B` would point at, before op) is read only through `rows`, which
+// writes stored row r, columns [c0, c0 + n) into dst (n ≤ 2064). The GEMM
+// calls it while packing, each element once per use of its packed panel, from
+// whichever thread packs it (so it must be safe to call concurrently). This is
+// how the convolutions fuse im2col into packing (kernels/cpu/conv2d_tuned.cpp):
+// the unfolded [C·KH·KW, pixels] matrix is never written out.
+struct GemmBSource {
+  void (*rows)(const void* ctx, int64_t r, int64_t c0, int64_t n, float* dst);
+  const void* ctx;
+};
+void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const GemmBSource& B, float beta, float* C, int64_t ldc);
+
 // The selection. Default: avx512 where available, else avx2, else openblas.
 // CTGRAD_GEMM=own|avx512|avx2|openblas sets the start value (read once; own =
 // the default among ours; a value this CPU cannot run, or any other value, is a
