@@ -6,6 +6,7 @@
 
 #include "engine/autograd.h"
 #include "base/caching_allocator.h"
+#include "base/host_alloc.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/fill.h"
 
@@ -58,7 +59,7 @@ std::string shape_str(const Shape& s) {
 // CPU storage: 64-byte aligned (AVX-512 loads, cache lines) from a caching
 // allocator, so a training step reuses the previous step's pages instead of
 // faulting in fresh ones (~0.5 s per 150 MB activation on this kind of VM).
-static void* raw_host_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
+static void* raw_host_alloc(size_t n) { return host_alloc(n); }  // base/host_alloc.h: THP from 2 MiB
 static CachingAllocator& host_cache() {
   static CachingAllocator* c = new CachingAllocator(raw_host_alloc, std::free);  // never destroyed
   return *c;

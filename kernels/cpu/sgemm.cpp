@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/host_alloc.h"
 #include "kernels/cpu/sgemm_micro.h"
 
 namespace ctg::kernels::cpu {
@@ -39,7 +40,7 @@ float* thread_buffer(int which, int64_t n) {
   thread_local PackBuffers b;
   if (b.cap[which] < n) {
     std::free(b.buf[which]);
-    b.buf[which] = static_cast<float*>(std::aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64)));
+    b.buf[which] = static_cast<float*>(host_alloc((size_t)n * 4));  // the 2 MiB B panel on huge pages
     b.cap[which] = b.buf[which] ? n : 0;
     if (!b.buf[which]) throw Error("sgemm: out of memory for packing buffers");
   }
