@@ -154,7 +154,7 @@ stage_tests='eval "$common"
   [ $fail -eq 0 ] && [ $slow -eq 0 ]'
 
 stage_step='eval "$common"
-  if [ "$dry" = 1 ]; then nets="dense20 cnn1"; batches="2"; size=32; steps="--steps 1 --warmup 0"; variants="native"
+  if [ "$dry" = 1 ]; then nets="dense20 cnn1"; batches="2"; size=32; steps="--steps 1 --warmup 0"; variants="native graph"
   else nets="dense20 cnn1 cnn2 resnet18"; batches="9 15"; size=512; steps="--steps 10 --warmup 3"; variants="native ours-tf32 graph fp32 tf32"; fi
   echo "net,batch,size,impl,ms_per_step,images_per_s" > "$out/step.csv"
   for net in $nets; do for b in $batches; do for v in $variants; do
