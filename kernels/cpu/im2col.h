@@ -14,6 +14,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/conv2d.h"
 #include "kernels/cpu/sgemm.h"
@@ -69,6 +70,27 @@ void im2col(const T* __restrict__ x, T* __restrict__ cols, const Tile& t, const 
 }
 
 
+// dst[u] = src[2u] for u < n (a stride-2 row: the stem, the downsampling
+// convs): 8 at a time from two 8-float loads and one shuffle of the even
+// lanes (the build's vector ISA), except the last 8, which would load one
+// float past src[2(n−1)] — past the image at its last row — and go one by one.
+template <typename T>
+inline void gather_even(const T* __restrict__ src, int64_t n, T* __restrict__ dst) {
+  int64_t u = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    typedef float V8 __attribute__((vector_size(32)));
+    typedef int I8 __attribute__((vector_size(32)));
+    for (; u + 8 < n; u += 8) {
+      V8 lo, hi;
+      __builtin_memcpy(&lo, src + 2 * u, sizeof lo);
+      __builtin_memcpy(&hi, src + 2 * u + 8, sizeof hi);
+      const V8 even = __builtin_shuffle(lo, hi, I8{0, 2, 4, 6, 8, 10, 12, 14});
+      __builtin_memcpy(dst + u, &even, sizeof even);
+    }
+  }
+  for (; u < n; ++u) dst[u] = src[2 * u];
+}
+
 // The row form. dst[0 .. n) ← cols[r, c0 .. c0+n): walked as runs along one
 // output row (each a zero-padded copy, or a strided gather for SW > 1), one
 // division to find the first run and none after.
@@ -92,6 +114,8 @@ void im2col_row(const T* __restrict__ x, const Tile& t, const Conv2dDims& d, int
         const T* src = x + ((k * d.C + c) * d.H + h) * d.W + (a * d.SW + q - d.PW);
         if (d.SW == 1) {
           std::copy(src, src + (b - a), dst + (a - j));
+        } else if (d.SW == 2) {
+          gather_even(src, b - a, dst + (a - j));
         } else {
           for (int64_t u = 0; u < b - a; ++u) dst[a - j + u] = src[u * d.SW];
         }

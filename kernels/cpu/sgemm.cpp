@@ -130,12 +130,20 @@ void pack_a(bool ta, const float* A, int64_t lda, int64_t M, int64_t i0, int64_t
       }
       continue;
     }
-    int64_t kv = 0;  // k covered by 8×8 transposes (MR = 8 only)
-    if constexpr (MR == 8) {
+    int64_t kv = 0;  // k covered by 8×8 transposes
+    if constexpr (MR <= 8) {
       const float* src[8];
+      for (int64_t r = 0; r < 8; ++r) src[r] = kZeros;  // rows MR .. 7 (MR < 8) are never stored
       for (; kv + 8 <= kc; kv += 8) {
-        for (int64_t r = 0; r < 8; ++r) src[r] = r < rows ? A + (i0 + s + r) * lda + k0 + kv : kZeros;
-        transpose8(src, pa + kv * MR, MR);
+        for (int64_t r = 0; r < MR; ++r) src[r] = r < rows ? A + (i0 + s + r) * lda + k0 + kv : kZeros;
+        if constexpr (MR == 8) {
+          transpose8(src, pa + kv * MR, MR);
+        } else {  // through a tile: the first MR of each transposed row
+          alignas(32) float tile[8 * 8];
+          transpose8(src, tile, 8);
+          for (int64_t k = 0; k < 8; ++k)
+            for (int64_t r = 0; r < MR; ++r) pa[(kv + k) * MR + r] = tile[k * 8 + r];
+        }
       }
     }
     for (int64_t r = 0; r < MR; ++r) {
@@ -317,9 +325,13 @@ void sgemm_with(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
   const int64_t extent = split_n ? N : M, unit = split_n ? NR : MR;
   const int64_t units = (extent + unit - 1) / unit;
   const int parts = (int)std::max<int64_t>(1, std::min<int64_t>(threads, units));
-  // C too small to share and small enough for a partial per thread, K long:
-  // split K instead (C ≤ 4096 elements keeps the partials at 16 KiB each).
-  if (parts < threads && K >= 2 * KC * threads && M * N <= 4096)
+  // C small enough for a partial per thread (≤ 4096 elements: 16 KiB each)
+  // and K long: split K instead. Where C has too few slivers to share this is
+  // the only way to use the threads; where it has enough (the stem's weight
+  // gradient, 64×49 with K = 256²) splitting C would make every thread pack
+  // the whole of the other operand, and packing is most of the time at such
+  // shapes: split K, each thread packs half of both.
+  if (threads > 1 && K >= 2 * KC * threads && M * N <= 4096)
     return sgemm_split_k<Kern>(ta, tb, M, N, K, alpha, A, lda, B, beta, C, ldc, threads);
   RegionError err;
 #pragma omp parallel num_threads(parts) if (parts > 1)

@@ -22,8 +22,7 @@
 // runs the whole nest on it with its own packing buffers: no barriers, and
 // every element of C is the same sum in the same order whatever the thread
 // count (results are bitwise independent of threading) — except where C is
-// too small to share (≤ 4096 elements, fewer slivers than threads) and K is
-// long: there K is split and the per-thread partials are added in thread
+// small (≤ 4096 elements) and K is long (≥ 2·256 per thread): there K is split and the per-thread partials are added in thread
 // order (deterministic for a thread count, not across counts, as OpenBLAS).
 #pragma once
 #include <cstdint>
