@@ -9,6 +9,7 @@
 // order written, so the result does not depend on the thread count.
 #include "kernels/conv2d.h"
 
+#include "kernels/cpu/conv2d_observer.h"
 #include "kernels/cpu_impl.h"
 
 namespace ctg::kernels {
@@ -92,16 +93,19 @@ void conv2d_backward_cpu_reference(const T* x, const T* w, const T* gy, T* gx, T
   }
 }
 
-// The engine's entry points: the variant kernels/cpu_impl.h selects.
+// The engine's entry points: the variant kernels/cpu_impl.h selects, after
+// telling the observer (kernels/cpu/conv2d_observer.h, `ctgrad bench conv`).
 template <typename T>
 void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
                         const Conv2dCpuTuning& tune) {
+  if (Conv2dObserver obs = conv2d_observer()) obs(d, false);
   if (cpu_impl() == CpuImpl::reference) return conv2d_forward_cpu_reference(x, w, b, y, d);
   conv2d_forward_cpu_tuned(x, w, b, y, d, tune);
 }
 template <typename T>
 void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const Conv2dDims& d,
                          const Conv2dCpuTuning& tune) {
+  if (Conv2dObserver obs = conv2d_observer()) obs(d, true);
   if (cpu_impl() == CpuImpl::reference) return conv2d_backward_cpu_reference(x, w, gy, gx, gw, gb, d);
   conv2d_backward_cpu_tuned(x, w, gy, gx, gw, gb, d, tune);
 }
