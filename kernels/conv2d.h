@@ -20,7 +20,10 @@
 //   dL/db[o] += Σ_{n,i,j} dL/dy[n,o,i,j]
 // Saved for backward: x and W (cols are recomputed, not stored).
 // Backward accumulates (+=) into gx, gw, gb; any of them may be nullptr when
-// that gradient is not needed.
+// that gradient is not needed. gx_accumulate = false (every backward entry
+// point below): gx is a first write (engine/autograd.h input_grad_out):
+// gx = dL/dx, every element stored (0 where no window reads it), its old
+// contents never read; gw and gb still accumulate.
 // Implementations (the first is the one to read; the others are tested against it):
 //   reference  kernels/cpu/conv2d.cpp        the plain loops over the sums above
 //   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im (dx of
@@ -86,14 +89,14 @@ void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDi
                         const Conv2dCpuTuning& tune = {});
 template <typename T>
 void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                         const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
+                         const Conv2dDims& d, const Conv2dCpuTuning& tune = {}, bool gx_accumulate = true);
 
 // 1. Reference (kernels/cpu/conv2d.cpp): the sums above, one term at a time.
 template <typename T>
 void conv2d_forward_cpu_reference(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
 template <typename T>
 void conv2d_backward_cpu_reference(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                                   const Conv2dDims& d);
+                                   const Conv2dDims& d, bool gx_accumulate = true);
 
 // 2. Tuned CPU (kernels/cpu/conv2d_tuned.cpp): im2col + OpenBLAS, tiled by `tune`.
 template <typename T>
@@ -101,7 +104,8 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
                               const Conv2dCpuTuning& tune = {});
 template <typename T>
 void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                               const Conv2dDims& d, const Conv2dCpuTuning& tune = {});
+                               const Conv2dDims& d, const Conv2dCpuTuning& tune = {},
+                               bool gx_accumulate = true);
 
 // 2b. Tuned CPU, direct (kernels/cpu/conv2d_direct.cpp, conv2d_direct_backward.cpp):
 // phase-split input rows, register-blocked over output channels and output
@@ -112,7 +116,7 @@ template <typename T>
 void conv2d_forward_cpu_direct(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d);
 template <typename T>
 void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                                const Conv2dDims& d);
+                                const Conv2dDims& d, bool gx_accumulate = true);
 
 // 3. CUDA.
 // How the CUDA kernel batches images (kernels/cuda/conv2d.cu): each group's
@@ -126,15 +130,15 @@ struct Conv2dCudaTuning {
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
                          const Conv2dCudaTuning& tune = {});
 void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
-                          const Conv2dDims& d, const Conv2dCudaTuning& tune = {});
+                          const Conv2dDims& d, const Conv2dCudaTuning& tune = {}, bool gx_accumulate = true);
 
 // CUDA, --precision tf32 (kernels/cuda/impl.h): implicit GEMMs on the tensor
 // cores (kernels/cuda/conv2d_tc.cu), no im2col scratch. The forward writes
 // y = conv(x, W) (accumulate: y += conv, onto a bias already in y); the
-// backward adds into gx and gw (either may be nullptr). conv2d_forward_cuda and
+// backward adds into gw and, unless gx_accumulate is false, gx (either may be nullptr). conv2d_forward_cuda and
 // conv2d_backward_cuda call these under tf32 and add the bias parts themselves.
 void conv2d_forward_tf32_cuda(const float* x, const float* w, float* y, const Conv2dDims& d, bool accumulate);
 void conv2d_backward_tf32_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw,
-                               const Conv2dDims& d);
+                               const Conv2dDims& d, bool gx_accumulate = true);
 
 }  // namespace ctg::kernels

@@ -39,7 +39,10 @@ std::string conv_desc(const ConvSpec& c) {
 }
 
 // One case of conv2d at spec c; `bench_name` set: a bench case named as the layer.
-OpCase conv_case(const ConvSpec& c, bool gradcheck, bool cuda, const std::string& bench_name = "", int count = 1) {
+// accumulate false: no gradient yet, so dL/dx is a first write into NaN-poisoned
+// memory (dW and db add into zero-filled buffers).
+OpCase conv_case(const ConvSpec& c, bool gradcheck, bool cuda, const std::string& bench_name = "", int count = 1,
+                 bool accumulate = true) {
   const kernels::Conv2dDims d = kernels::conv2d_dims(c.N, c.C, c.H, c.W, c.O, c.KH, c.KW, c.SH, c.SW, c.PH, c.PW);
   OpCase k;
   k.desc = conv_desc(c);
@@ -51,7 +54,8 @@ OpCase conv_case(const ConvSpec& c, bool gradcheck, bool cuda, const std::string
   k.inputs = {{"x", c.x_grad, false, tol}, {"weight", true, false, tol}};
   if (c.bias) k.inputs.push_back({"bias", true, false, tol});
   k.cuda_out = tol;
-  k.accumulate = true;
+  k.accumulate = accumulate;
+  if (!accumulate) k.desc += " first-write";
   k.make = uniform_inputs(k.shapes);
   const ops::Conv2dParams p{c.SH, c.SW, c.PH, c.PW};
   // Without bias the op gets an undefined tensor (the table holds defined inputs only).
@@ -94,7 +98,8 @@ std::vector<OpCase> conv2d_cases(const StudySize& st) {
   // cuda: the study's layer types at 2x3x11x13 -> 5, with and without bias: 3×3
   // same, 5×5 stride 3, the 7×7 stride 2 stem on one channel (with bias: its
   // input gradient not requested, as for the image), 1×1 stride 2, 1×1, and a
-  // non-square kernel with unequal strides and padding.
+  // non-square kernel with unequal strides and padding. Each both ways: the
+  // gradients accumulating onto random values, and first writes.
   for (const ConvSpec& c : {ConvSpec{2, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1, false}, ConvSpec{2, 3, 11, 13, 5, 5, 5, 3, 3, 3, 3, false},
                             ConvSpec{2, 1, 11, 13, 5, 7, 7, 2, 2, 3, 3, false}, ConvSpec{2, 3, 11, 13, 5, 1, 1, 2, 2, 0, 0, false},
                             ConvSpec{2, 3, 11, 13, 5, 1, 1, 1, 1, 0, 0, false}, ConvSpec{2, 3, 11, 13, 5, 3, 2, 2, 1, 1, 0, false}})
@@ -102,7 +107,7 @@ std::vector<OpCase> conv2d_cases(const StudySize& st) {
       ConvSpec b = c;
       b.bias = bias;
       b.x_grad = !(bias && c.C == 1);
-      v.push_back(conv_case(b, false, true));
+      for (bool acc : {true, false}) v.push_back(conv_case(b, false, true, "", 1, acc));
     }
   // bench: ResNet18 at batch × size², one input channel. Each 3×3 s2 p1 layer
   // halves the side (rounding up); n = how often the net runs the layer.

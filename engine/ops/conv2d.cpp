@@ -49,8 +49,17 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
     node->save("x", x);  // the columns are recomputed from x, not stored
     node->save("weight", w);
     node->backward = [d](Node& n, const Tensor& gy) {
-      Tensor gx = autograd::input_grad(n, 0), gw = autograd::input_grad(n, 1), gb = autograd::input_grad(n, 2);
-      CTG_KERNEL(conv2d_backward, gy, n.saved_tensor("x"), n.saved_tensor("weight"), gy, gx, gw, gb, d);
+      // dL/dx: every element written (a first write where this is x's first
+      // contribution, no zero-fill pass); dW and db add into zero-filled buffers.
+      const autograd::GradOut gx = autograd::input_grad_out(n, 0);
+      Tensor gw = autograd::input_grad(n, 1), gb = autograd::input_grad(n, 2);
+      const bool acc = gx.accumulate;
+      // CTG_KERNEL's call spelled out: the flag trails each device's tuning.
+      detail::run_kernel(
+          "conv2d_backward", gy,
+          [&](auto&&... a) { kernels::conv2d_backward_cpu(a..., kernels::Conv2dCpuTuning{}, acc); },
+          [&](auto&&... a) { kernels::conv2d_backward_cuda(a..., kernels::Conv2dCudaTuning{}, acc); },
+          n.saved_tensor("x"), n.saved_tensor("weight"), gy, gx.grad, gw, gb, d);
     };
   }
   return y;

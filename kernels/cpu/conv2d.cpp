@@ -9,6 +9,8 @@
 // order written, so the result does not depend on the thread count.
 #include "kernels/conv2d.h"
 
+#include <algorithm>
+
 #include "kernels/cpu/conv2d_observer.h"
 #include "kernels/cpu_impl.h"
 
@@ -43,7 +45,7 @@ void conv2d_forward_cpu_reference(const T* x, const T* w, const T* b, T* y, cons
 
 template <typename T>
 void conv2d_backward_cpu_reference(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                                   const Conv2dDims& d) {
+                                   const Conv2dDims& d, bool gx_accumulate) {
   auto gy_at = [&](int64_t n, int64_t o, int64_t i, int64_t j) {
     return gy[((n * d.O + o) * d.OH + i) * d.OW + j];
   };
@@ -77,8 +79,10 @@ void conv2d_backward_cpu_reference(const T* x, const T* w, const T* gy, T* gx, T
     // Every product W[o,c,p,q]·x[n,c,h,w] of the forward sends dL/dy[n,o,i,j]
     // back to x: dL/dx[n,c,h,w] += W[o,c,p,q]·dL/dy[n,o,i,j] with
     // h = i·SH+p−PH, w = j·SW+q−PW (padding positions are not inputs).
+    // A first write starts each image's gradient from 0, then adds the same way.
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t n = 0; n < d.N; ++n) {
+      if (!gx_accumulate) std::fill(gx + n * d.C * d.H * d.W, gx + (n + 1) * d.C * d.H * d.W, T(0));
       for (int64_t o = 0; o < d.O; ++o)
         for (int64_t i = 0; i < d.OH; ++i)
           for (int64_t j = 0; j < d.OW; ++j)
@@ -90,6 +94,7 @@ void conv2d_backward_cpu_reference(const T* x, const T* w, const T* gy, T* gx, T
                   gx[((n * d.C + c) * d.H + h) * d.W + ww] +=
                       w[((o * d.C + c) * d.KH + p) * d.KW + q] * gy_at(n, o, i, j);
                 }
+    }
   }
 }
 
@@ -104,20 +109,21 @@ void conv2d_forward_cpu(const T* x, const T* w, const T* b, T* y, const Conv2dDi
 }
 template <typename T>
 void conv2d_backward_cpu(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const Conv2dDims& d,
-                         const Conv2dCpuTuning& tune) {
+                         const Conv2dCpuTuning& tune, bool gx_accumulate) {
   if (Conv2dObserver obs = conv2d_observer()) obs(d, true);
-  if (cpu_impl() == CpuImpl::reference) return conv2d_backward_cpu_reference(x, w, gy, gx, gw, gb, d);
-  conv2d_backward_cpu_tuned(x, w, gy, gx, gw, gb, d, tune);
+  if (cpu_impl() == CpuImpl::reference)
+    return conv2d_backward_cpu_reference(x, w, gy, gx, gw, gb, d, gx_accumulate);
+  conv2d_backward_cpu_tuned(x, w, gy, gx, gw, gb, d, tune, gx_accumulate);
 }
 
 #define CTG_CONV2D_INSTANTIATE(T)                                                                      \
   template void conv2d_forward_cpu_reference<T>(const T*, const T*, const T*, T*, const Conv2dDims&);  \
   template void conv2d_backward_cpu_reference<T>(const T*, const T*, const T*, T*, T*, T*,             \
-                                                 const Conv2dDims&);                                   \
+                                                 const Conv2dDims&, bool);                             \
   template void conv2d_forward_cpu<T>(const T*, const T*, const T*, T*, const Conv2dDims&,             \
                                       const Conv2dCpuTuning&);                                         \
   template void conv2d_backward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dDims&,    \
-                                       const Conv2dCpuTuning&);
+                                       const Conv2dCpuTuning&, bool);
 CTG_CONV2D_INSTANTIATE(float)
 CTG_CONV2D_INSTANTIATE(double)
 #undef CTG_CONV2D_INSTANTIATE

@@ -132,7 +132,8 @@ void grad_weight_direct(const T* x, const T* gy, T* gw, const Conv2dDims& d) {
 }  // namespace
 
 template <typename T>
-void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const Conv2dDims& d) {
+void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const Conv2dDims& d,
+                                bool gx_accumulate) {
   const int64_t P = d.OH * d.OW;
   if (gb) {
     // dL/db[o] = Σ_{n,i,j} gy[n,o,i,j], one thread per channel, images in order.
@@ -162,11 +163,19 @@ void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* g
       grad_weight_direct(x, gy, gw, d);
     }
   }
-  if (gx) conv2d_grad_input_direct(w, gy, gx, d);
+  if (!gx) return;
+  // conv2d_grad_input_direct folds (adds) its phase-split rows into gx, so a
+  // first write starts from zeros: one pass over gx, per image in parallel.
+  if (!gx_accumulate) {
+    const int64_t img = d.C * d.H * d.W;
+#pragma omp parallel for schedule(static) if (d.N * img >= kParallelMin)
+    for (int64_t n = 0; n < d.N; ++n) std::fill(gx + n * img, gx + (n + 1) * img, T(0));
+  }
+  conv2d_grad_input_direct(w, gy, gx, d);
 }
 
 #define CTG_CONV2D_DIRECT_BACKWARD_INSTANTIATE(T) \
-  template void conv2d_backward_cpu_direct<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dDims&);
+  template void conv2d_backward_cpu_direct<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dDims&, bool);
 CTG_CONV2D_DIRECT_BACKWARD_INSTANTIATE(float)
 CTG_CONV2D_DIRECT_BACKWARD_INSTANTIATE(double)
 #undef CTG_CONV2D_DIRECT_BACKWARD_INSTANTIATE

@@ -123,6 +123,15 @@ void col2im_add(const T* __restrict__ gcols, T* __restrict__ gx, const Tile& t, 
       }
 }
 
+// gx[0, n) = 0: a first write's starting value for the fold.
+template <typename T>
+void zero_images(T* gx, int64_t n) {
+  constexpr int64_t kChunk = int64_t(1) << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t k = 0; k < chunks; ++k) std::fill(gx + k * kChunk, gx + std::min(n, (k + 1) * kChunk), T(0));
+}
+
 // Whether the unfold is fused into the GEMM's packing: float on ctgrad's own
 // SGEMM (OpenBLAS and double need the written matrix), as tune.fused_im2col
 // or, by default, CTGRAD_IM2COL (fused unless "matrix") says.
@@ -221,11 +230,14 @@ void forward_gemm(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d,
 // (zeroed first by the BLAS, beta = 0) and a scatter-add (col2im) of all K
 // rows into gx: ResNet18's 3×3 layers at 512² spent ~6 % of a training step
 // in col2im_add and ~2 % in the BLAS's beta pass. Needs PH ≤ KH−1, PW ≤ KW−1.
+// A first write (accumulate false) is that convolution's plain forward, no
+// bias: GEMM beta = 0, so gx is stored and never read.
 bool grad_input_as_conv(const Conv2dDims& d) {
   return d.SH == 1 && d.SW == 1 && d.PH <= d.KH - 1 && d.PW <= d.KW - 1;
 }
 template <typename T>
-void grad_input_conv(const T* w, const T* gy, T* gx, const Conv2dDims& d, const Conv2dCpuTuning& tune) {
+void grad_input_conv(const T* w, const T* gy, T* gx, const Conv2dDims& d, const Conv2dCpuTuning& tune,
+                     bool accumulate) {
   Conv2dDims t = d;
   t.C = d.O, t.H = d.OH, t.W = d.OW;  // input: gy
   t.O = d.C, t.OH = d.H, t.OW = d.W;  // output: gx
@@ -239,7 +251,7 @@ void grad_input_conv(const T* w, const T* gy, T* gx, const Conv2dDims& d, const 
       T* dst = wt + (c * d.O + o) * KK;
       for (int64_t k = 0; k < KK; ++k) dst[k] = src[KK - 1 - k];  // (p, q) → (KH−1−p, KW−1−q)
     }
-  forward_gemm(gy, wt, (const T*)nullptr, gx, t, tune, true);
+  forward_gemm(gy, wt, (const T*)nullptr, gx, t, tune, accumulate);
 }
 
 }  // namespace
@@ -253,8 +265,8 @@ void conv2d_forward_cpu_tuned(const T* x, const T* w, const T* b, T* y, const Co
 
 template <typename T>
 void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
-                               const Conv2dDims& d, const Conv2dCpuTuning& tune) {
-  if (conv2d_use_direct(d, tune)) return conv2d_backward_cpu_direct(x, w, gy, gx, gw, gb, d);
+                               const Conv2dDims& d, const Conv2dCpuTuning& tune, bool gx_accumulate) {
+  if (conv2d_use_direct(d, tune)) return conv2d_backward_cpu_direct(x, w, gy, gx, gw, gb, d, gx_accumulate);
   const Plan pl = make_plan(d, tune);
   const int64_t K = pl.K, P = pl.P, O = d.O;
   if (gb) {
@@ -272,16 +284,18 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
   }
   if (!gx && !gw) return;
   if (conv2d_is_pointwise(d)) {
-    // cols = x[n] and dcols = dx[n]: both GEMMs read and write the tensors in place.
+    // cols = x[n] and dcols = dx[n]: both GEMMs read and write the tensors in
+    // place; a first write of dx is beta = 0.
+    const T gx_beta = gx_accumulate ? T(1) : T(0);
     for (int64_t n = 0; n < d.N; ++n) {
       const T* gyn = gy + n * O * P;
       if (gw) cpu::gemm(false, true, O, K, P, T(1), gyn, P, x + n * K * P, P, T(1), gw, K);
-      if (gx) cpu::gemm(true, false, K, P, O, T(1), w, K, gyn, P, T(1), gx + n * K * P, P);
+      if (gx) cpu::gemm(true, false, K, P, O, T(1), w, K, gyn, P, gx_beta, gx + n * K * P, P);
     }
     return;
   }
   const bool gx_conv = gx && grad_input_as_conv(d);
-  if (gx_conv && !gw) return grad_input_conv(w, gy, gx, d, tune);
+  if (gx_conv && !gw) return grad_input_conv(w, gy, gx, d, tune, gx_accumulate);
   const bool fused = use_fused<T>(tune);
   const bool dcols = gx && !gx_conv;  // dcols = Wᵀ·gy into cols, folded by col2im
   // cols [K, ld] where it is written (unfused, or dcols), then the group's gathered gy [O, ld].
@@ -307,16 +321,21 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
     if (!dcols) return;
     // cols is free again: dcols = Wᵀ · gy overwrites it, then folds into gx.
     cpu::gemm(true, false, K, ld, O, T(1), w, K, gyt, ldg, T(0), cols, ld);
-    col2im_add(cols, gx + t.n0 * d.C * d.H * d.W, t, d);
+    T* gxt = gx + t.n0 * d.C * d.H * d.W;
+    // A first write zeroes the tile's images at their first tile (a group, or
+    // an image's first band), just before the fold adds into them, while
+    // they are about to be in cache anyway.
+    if (!gx_accumulate && t.i0 == 0) zero_images(gxt, t.g * d.C * d.H * d.W);
+    col2im_add(cols, gxt, t, d);
   });
-  if (gx_conv) grad_input_conv(w, gy, gx, d, tune);
+  if (gx_conv) grad_input_conv(w, gy, gx, d, tune, gx_accumulate);
 }
 
 #define CTG_CONV2D_INSTANTIATE(T)                                                                        \
   template void conv2d_forward_cpu_tuned<T>(const T*, const T*, const T*, T*, const Conv2dDims&,         \
                                             const Conv2dCpuTuning&);                                     \
   template void conv2d_backward_cpu_tuned<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dDims&, \
-                                             const Conv2dCpuTuning&);
+                                             const Conv2dCpuTuning&, bool);
 CTG_CONV2D_INSTANTIATE(float)
 CTG_CONV2D_INSTANTIATE(double)
 #undef CTG_CONV2D_INSTANTIATE

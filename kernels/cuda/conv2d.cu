@@ -57,8 +57,10 @@ CTG_GLOBAL void conv2d_im2col_kernel(const float* __restrict__ x, float* __restr
 
 // gx[img,c,h,w] += Σ dcols[img, (c,p,q), (i,j)] over the (p,i) with i·SH + p − PH = h
 // and the (q,j) with j·SW + q − PW = w: the entries im2col copied from this pixel.
+// accumulate false (a first write): gx = the sum, stored without reading gx
+// (0 for a pixel no window reads).
 CTG_GLOBAL void conv2d_col2im_gather_kernel(const float* __restrict__ dcols, float* __restrict__ gx, int64_t g,
-                                            Conv2dDims d) {
+                                            Conv2dDims d, bool accumulate) {
   const int64_t P = d.OH * d.OW, K = d.C * d.KH * d.KW;
   CTG_GRID_STRIDE_LOOP(idx, g * d.C * d.H * d.W) {
     const int64_t w = idx % d.W, h = (idx / d.W) % d.H, c = (idx / (d.H * d.W)) % d.C,
@@ -75,7 +77,7 @@ CTG_GLOBAL void conv2d_col2im_gather_kernel(const float* __restrict__ dcols, flo
         s += dk[(p * d.KW + q) * P + i * d.OW + tw / d.SW];
       }
     }
-    gx[idx] += s;
+    gx[idx] = accumulate ? gx[idx] + s : s;
   }
 }
 
@@ -158,22 +160,25 @@ void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* 
 }
 
 void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
-                          const Conv2dDims& d, const Conv2dCudaTuning& tune) {
+                          const Conv2dDims& d, const Conv2dCudaTuning& tune, bool gx_accumulate) {
   const int64_t K = d.C * d.KH * d.KW, P = d.OH * d.OW, O = d.O;
   if (d.N <= 0 || O <= 0 || P <= 0) return;
-  if (conv_impl() == ConvImpl::cudnn) return conv2d_backward_cudnn(x, w, gy, gx, gw, gb, d);  // --conv-impl cudnn
+  if (conv_impl() == ConvImpl::cudnn)  // --conv-impl cudnn
+    return conv2d_backward_cudnn(x, w, gy, gx, gw, gb, d, gx_accumulate);
   if (gb)
     CTG_LAUNCH(conv2d_backward_bias_kernel, dim3((unsigned)O), dim3(kConvThreads), 0, cuda_detail::stream(), gy,
                gb, d.N, O, P);
   if (!gx && !gw) return;
-  if (precision() == Precision::tf32) return conv2d_backward_tf32_cuda(x, w, gy, gx, gw, d);  // conv2d_tc.cu
+  if (precision() == Precision::tf32)  // conv2d_tc.cu
+    return conv2d_backward_tf32_cuda(x, w, gy, gx, gw, d, gx_accumulate);
+  const float gx_beta = gx_accumulate ? 1.f : 0.f;  // a first write: beta 0 never reads gx
   // gW [O,K] += Σ_n gy_n [O,P] · cols_nᵀ [P,K]   (sum mode: deterministic over n)
   auto weight_grad = [&](const float* gy0, const float* cols0, int64_t g) {
     gemm_cuda(false, true, O, K, P, 1.f, gy0, P, cols0, P, 1.f, gw, K, GemmBatch{g, O * P, K * P, 0, true});
   };
   if (conv2d_is_pointwise(d)) {  // cols_n = x_n and dcols_n = gx_n: no scratch at all
     if (gw) weight_grad(gy, x, d.N);
-    if (gx) gemm_cuda(true, false, K, P, O, 1.f, w, K, gy, P, 1.f, gx, P, GemmBatch{d.N, 0, O * P, K * P});
+    if (gx) gemm_cuda(true, false, K, P, O, 1.f, w, K, gy, P, gx_beta, gx, P, GemmBatch{d.N, 0, O * P, K * P});
     return;
   }
   const int64_t G = group_size(d, tune);
@@ -189,7 +194,7 @@ void conv2d_backward_cuda(const float* x, const float* w, const float* gy, float
     // The scratch is free again (kernels run in stream order): dcols_n [K,P] = Wᵀ [K,O] · gy_n [O,P].
     gemm_cuda(true, false, K, P, O, 1.f, w, K, gyn, P, 0.f, cols.p, P, GemmBatch{g, 0, O * P, K * P});
     CTG_LAUNCH(conv2d_col2im_gather_kernel, grid_for(g * d.C * d.H * d.W), dim3(kConvThreads), 0,
-               cuda_detail::stream(), cols.p, gx + n0 * d.C * d.H * d.W, g, d);
+               cuda_detail::stream(), cols.p, gx + n0 * d.C * d.H * d.W, g, d, gx_accumulate);
   }
 }
 

@@ -6,7 +6,7 @@
 // K = C·KH·KW, P = OH·OW, k = (c,p,q), pix = (i,j):
 //   forward      y_n[O,P]    (+)= W[O,K] · cols_n[K,P]
 //                cols_n[(c,p,q),(i,j)] = x[n,c, i·SH+p−PH, j·SW+q−PW]
-//   grad-input   gx_n[C,H·W]  += Wᵀ'[C, O·KH·KW] · G_n[O·KH·KW, H·W]
+//   grad-input   gx_n[C,H·W] (+)= Wᵀ'[C, O·KH·KW] · G_n[O·KH·KW, H·W]   (= : a first write, beta 0)
 //                Wᵀ'[c,(o,p,q)] = W[o,c,p,q]
 //                G_n[(o,p,q),(h,w)] = gy[n,o,i,j] where h = i·SH+p−PH and
 //                w = j·SW+q−PW for integer i in [0,OH), j in [0,OW); else 0
@@ -82,7 +82,7 @@ void conv2d_forward_tf32_cuda(const float* x, const float* w, float* y, const Co
 }
 
 void conv2d_backward_tf32_cuda(const float* x, const float* w, const float* gy, float* gx, float* gw,
-                               const Conv2dDims& d) {
+                               const Conv2dDims& d, bool gx_accumulate) {
   const int64_t K = d.C * d.KH * d.KW, P = d.OH * d.OW;
   if (gw)
     tc_detail::run_gemm_tc(GradWeightSource{x, gy, d},
@@ -90,7 +90,7 @@ void conv2d_backward_tf32_cuda(const float* x, const float* w, const float* gy, 
                            tc_detail::TcOut{gw, K, 0, 1.f, 1.f});
   if (gx)
     tc_detail::run_gemm_tc(GradInputSource{gy, w, d}, tc_detail::TcShape{d.C, d.H * d.W, d.O * d.KH * d.KW, d.N, false},
-                           tc_detail::TcOut{gx, d.H * d.W, d.C * d.H * d.W, 1.f, 1.f});
+                           tc_detail::TcOut{gx, d.H * d.W, d.C * d.H * d.W, 1.f, gx_accumulate ? 1.f : 0.f});
 }
 
 }  // namespace ctg::kernels

@@ -200,13 +200,14 @@ void conv2d_forward_cudnn(const float* x, const float* w, const float* b, float*
 }
 
 void conv2d_backward_cudnn(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
-                           const Conv2dDims& d) {
+                           const Conv2dDims& d, bool gx_accumulate) {
   if (d.N <= 0 || d.O <= 0 || d.OH * d.OW <= 0) return;
   Cudnn& c = ready_cudnn("conv2d_backward_cudnn");
   std::lock_guard<std::mutex> lock(c.mu);
   check_cudnn(cudnnSetStream(c.h, stream()), "cudnnSetStream", d);
   Descs s(d);
   const float one = 1.f;  // alpha = beta = 1: add into the gradients
+  const float zero = 0.f;  // gx's beta for a first write (beta 0: cuDNN never reads it)
   if (gb)
     check_cudnn(cudnnConvolutionBackwardBias(c.h, &one, s.y, gy, &one, s.b, gb), "cudnnConvolutionBackwardBias", d);
   if (gx) {
@@ -219,7 +220,8 @@ void conv2d_backward_cudnn(const float* x, const float* w, const float* gy, floa
     check_cudnn(cudnnGetConvolutionBackwardDataWorkspaceSize(c.h, s.w, s.y, s.conv, s.x, algo, &bytes),
                 "cudnnGetConvolutionBackwardDataWorkspaceSize", d);
     Workspace ws(bytes);
-    check_cudnn(cudnnConvolutionBackwardData(c.h, &one, s.w, w, s.y, gy, s.conv, algo, ws.p, bytes, &one, s.x, gx),
+    check_cudnn(cudnnConvolutionBackwardData(c.h, &one, s.w, w, s.y, gy, s.conv, algo, ws.p, bytes,
+                                             gx_accumulate ? &one : &zero, s.x, gx),
                 "cudnnConvolutionBackwardData", d);
   }
   if (gw) {
@@ -246,7 +248,8 @@ std::string cudnn_status() { return kNoCudnn; }
 void conv2d_forward_cudnn(const float*, const float*, const float*, float*, const Conv2dDims&) {
   throw Error(std::string("conv2d_forward_cudnn: ") + kNoCudnn);
 }
-void conv2d_backward_cudnn(const float*, const float*, const float*, float*, float*, float*, const Conv2dDims&) {
+void conv2d_backward_cudnn(const float*, const float*, const float*, float*, float*, float*, const Conv2dDims&,
+                           bool) {
   throw Error(std::string("conv2d_backward_cudnn: ") + kNoCudnn);
 }
 #endif

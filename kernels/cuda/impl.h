@@ -66,12 +66,13 @@ bool allow_tf32();
 
 // The entry points the dispatch calls (same semantics as gemm_cuda and
 // conv2d_{forward,backward}_cuda: row-major, beta = 0 never reads C, backward
-// adds into gx/gw/gb). The emulated backend's versions throw.
+// adds into gw/gb and into gx unless gx_accumulate is false, a first write).
+// The emulated backend's versions throw.
 void gemm_cublas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmBatch& batch);
 void conv2d_forward_cudnn(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d);
 void conv2d_backward_cudnn(const float* x, const float* w, const float* gy, float* gx, float* gw, float* gb,
-                           const Conv2dDims& d);
+                           const Conv2dDims& d, bool gx_accumulate = true);
 
 inline const char* impl_name(GemmImpl i) { return i == GemmImpl::cublas ? "cublas" : "native"; }
 inline const char* impl_name(ConvImpl i) { return i == ConvImpl::cudnn ? "cudnn" : "native"; }

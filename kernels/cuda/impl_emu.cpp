@@ -50,7 +50,8 @@ void gemm_cublas(bool, bool, int64_t, int64_t, int64_t, float, const float*, int
 void conv2d_forward_cudnn(const float*, const float*, const float*, float*, const Conv2dDims&) {
   throw Error(std::string("conv2d_forward_cudnn: ") + kNoCudnn);
 }
-void conv2d_backward_cudnn(const float*, const float*, const float*, float*, float*, float*, const Conv2dDims&) {
+void conv2d_backward_cudnn(const float*, const float*, const float*, float*, float*, float*, const Conv2dDims&,
+                           bool) {
   throw Error(std::string("conv2d_backward_cudnn: ") + kNoCudnn);
 }
 
