@@ -24,18 +24,12 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 
 namespace {
 
-template <typename T>
-std::vector<T> uniform(size_t n, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<T> v(n);
-  for (T& x : v) x = (T)u(rng);
-  return v;
-}
 
 template <typename T>
 void check_close(const std::vector<T>& got, const std::vector<T>& want, int64_t L, const std::string& what) {
@@ -68,10 +62,10 @@ void direct_vs_reference(const Case& c, std::mt19937_64& rng) {
   INFO("conv " << c.N << "x" << c.C << "x" << c.H << "x" << c.W << " O" << c.O << " k" << c.KH << "x" << c.KW << " s"
                << c.SH << "," << c.SW << " p" << c.PH << "," << c.PW << " " << (sizeof(T) == 8 ? "double" : "float"));
   const int64_t P = d.OH * d.OW;
-  const auto x = uniform<T>((size_t)(c.N * c.C * c.H * c.W), rng);
-  const auto w = uniform<T>((size_t)(c.O * c.C * c.KH * c.KW), rng);
-  const auto b = uniform<T>((size_t)c.O, rng);
-  const auto gy = uniform<T>((size_t)(c.N * c.O * P), rng);
+  const auto x = test::uniform_vec<T>((size_t)(c.N * c.C * c.H * c.W), rng);
+  const auto w = test::uniform_vec<T>((size_t)(c.O * c.C * c.KH * c.KW), rng);
+  const auto b = test::uniform_vec<T>((size_t)c.O, rng);
+  const auto gy = test::uniform_vec<T>((size_t)(c.N * c.O * P), rng);
   const int64_t Ly = c.C * c.KH * c.KW, Lx = c.O * c.KH * c.KW, Lw = c.N * P;
 
   std::vector<T> want_y(gy.size(), T(-7)), y(gy.size(), T(-7));
@@ -143,9 +137,9 @@ TEST_CASE("conv2d direct: results are the same bits on 1 and 2 threads") {
   // Large enough (≥ 2^16 multiply-adds) that the kernels split work between threads.
   const kernels::Conv2dDims d = kernels::conv2d_dims(3, 2, 61, 70, 5, 5, 5, 3, 3, 3, 3);
   std::mt19937_64 rng(1602);
-  const auto x = uniform<float>((size_t)(d.N * d.C * d.H * d.W), rng);
-  const auto w = uniform<float>((size_t)(d.O * d.C * d.KH * d.KW), rng);
-  const auto gy = uniform<float>((size_t)(d.N * d.O * d.OH * d.OW), rng);
+  const auto x = test::uniform_vec<float>((size_t)(d.N * d.C * d.H * d.W), rng);
+  const auto w = test::uniform_vec<float>((size_t)(d.O * d.C * d.KH * d.KW), rng);
+  const auto gy = test::uniform_vec<float>((size_t)(d.N * d.O * d.OH * d.OW), rng);
   std::vector<float> y[2], gx[2], gw[2];
   const int before = omp_get_max_threads();
   for (int t = 0; t < 2; ++t) {

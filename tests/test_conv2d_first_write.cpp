@@ -57,13 +57,7 @@ std::vector<kernels::Conv2dCpuTuning> tunings(const Conf& c) {
   return v;
 }
 
-template <typename T>
-std::vector<T> rand_vec(size_t n, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<T> v(n);
-  for (T& e : v) e = (T)u(rng);
-  return v;
-}
+using test::uniform_vec;
 
 // Equal element for element (== : +0 and −0 agree); NaN fails.
 template <typename T>
@@ -82,8 +76,8 @@ void check_cpu_first_write() {
   for (const Conf& c : kConfs) {
     const kernels::Conv2dDims d = c.dims();
     const size_t nx = (size_t)(d.N * d.C * d.H * d.W);
-    const std::vector<T> x = rand_vec<T>(nx, rng), w = rand_vec<T>((size_t)(d.O * d.C * d.KH * d.KW), rng),
-                         gy = rand_vec<T>((size_t)(d.N * d.O * d.OH * d.OW), rng);
+    const std::vector<T> x = uniform_vec<T>(nx, rng), w = uniform_vec<T>((size_t)(d.O * d.C * d.KH * d.KW), rng),
+                         gy = uniform_vec<T>((size_t)(d.N * d.O * d.OH * d.OW), rng);
     CAPTURE(c.N); CAPTURE(c.C); CAPTURE(c.H); CAPTURE(c.W); CAPTURE(c.O);
     CAPTURE(c.KH); CAPTURE(c.KW); CAPTURE(c.SH); CAPTURE(c.SW); CAPTURE(c.PH); CAPTURE(c.PW);
     {

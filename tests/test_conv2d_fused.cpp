@@ -21,6 +21,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/im2col.h"
 #include "kernels/cpu/sgemm.h"
+#include "tests/test_util.h"
 
 using namespace ctg;
 using namespace ctg::kernels;
@@ -38,12 +39,7 @@ const Conf kConfs[] = {{2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1},   {3, 2, 11, 6, 7, 3, 
                        {2, 3, 9, 10, 4, 3, 3, 3, 2, 2, 1},  {1, 2, 6, 7, 3, 5, 3, 1, 1, 4, 2},
                        {3, 5, 13, 12, 17, 3, 3, 1, 1, 1, 1}};
 
-std::vector<float> rand_vec(size_t n, std::mt19937_64& rng) {
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
+std::vector<float> rand_vec(size_t n, std::mt19937_64& rng) { return test::uniform_vec<float>(n, rng); }
 
 // Tiles as conv2d_tuned.cpp cuts them: one group of all images, groups of two,
 // whole images, bands of `rows` output rows.

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <filesystem>
 #include <functional>
+#include <random>
 #include <iterator>
 #include <set>
 #include <sstream>
@@ -21,6 +22,15 @@
 #include "kernels/conv2d.h"
 
 namespace ctg::test {
+
+// n values uniform in [−1, 1) (drawn in double, then rounded to T).
+template <typename T>
+std::vector<T> uniform_vec(size_t n, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> v(n);
+  for (T& e : v) e = (T)u(rng);
+  return v;
+}
 
 // A fresh, empty directory under the system temp dir, removed on scope exit.
 struct TempDir {
