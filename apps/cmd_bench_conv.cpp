@@ -65,13 +65,6 @@ const char* impl_name(Impl i) {
   return "?";
 }
 
-// The widest of our SGEMM kernels this CPU runs, or openblas when neither.
-CpuGemm own_gemm() {
-  if (kernels::cpu::cpu_gemm_available(CpuGemm::avx512)) return CpuGemm::avx512;
-  if (kernels::cpu::cpu_gemm_available(CpuGemm::avx2)) return CpuGemm::avx2;
-  return CpuGemm::openblas;
-}
-
 // --impl: names from the list; fused and matrix only where our SGEMM runs
 // (named explicitly on a CPU without it: an error; by default: left out).
 std::vector<Impl> parse_impls(const std::string& list, bool given) {
@@ -85,7 +78,7 @@ std::vector<Impl> parse_impls(const std::string& list, bool given) {
     else if (item == "openblas") i = Impl::openblas;
     else if (item == "reference") i = Impl::reference;
     else throw Error("--impl: unknown implementation '" + item + "' (expected a comma-separated list of fused, matrix, openblas, reference)");
-    if ((i == Impl::fused || i == Impl::matrix) && own_gemm() == CpuGemm::openblas) {
+    if ((i == Impl::fused || i == Impl::matrix) && kernels::cpu::best_cpu_gemm() == CpuGemm::openblas) {
       if (given) throw Error("--impl " + item + ": this CPU has neither AVX-512 nor AVX2 for ctgrad's SGEMM (openblas and reference run everywhere)");
       continue;
     }
@@ -144,7 +137,7 @@ struct Pieces {
 // The three pieces of convolution d with `impl` on the given buffers.
 Pieces time_conv(const Conv2dDims& d, Impl impl, int repeat, float* x, float* w, float* y, float* gy, float* gx,
                  float* gw) {
-  kernels::cpu::set_cpu_gemm(impl == Impl::openblas ? CpuGemm::openblas : own_gemm());
+  kernels::cpu::set_cpu_gemm(impl == Impl::openblas ? CpuGemm::openblas : kernels::cpu::best_cpu_gemm());
   kernels::Conv2dCpuTuning t;  // direct_max_out left at its default rule
   t.fused_im2col = impl == Impl::fused ? 1 : 0;
   Pieces p{};
@@ -190,7 +183,7 @@ void bench_conv(const ConvArgs& a) {
 
   std::printf("# net %s, batch %lld, size %lld, threads %d, median of %d runs after 1 warm-up\n", a.net.c_str(),
               (long long)a.batch, (long long)a.size, num_threads(), a.repeat);
-  kernels::cpu::set_cpu_gemm(own_gemm());  // the header names our SGEMM where this CPU has one
+  kernels::cpu::set_cpu_gemm(kernels::cpu::best_cpu_gemm());  // the header names our SGEMM where this CPU has one
   std::printf("# %s; %s\n", blas_description().c_str(), cpu_code_description().c_str());
   std::printf("# fused: that SGEMM, im2col fused into its packing; matrix: the same, the im2col matrix written "
               "first; openblas: OpenBLAS on the matrix; reference: the plain loops\n");

@@ -206,16 +206,10 @@ void sgemm_with(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
   err.rethrow();
 }
 
-// The default: the widest kernel of ours this CPU runs, else OpenBLAS.
-CpuGemm best_gemm() {
-  if (cpu_gemm_available(CpuGemm::avx512)) return CpuGemm::avx512;
-  if (cpu_gemm_available(CpuGemm::avx2)) return CpuGemm::avx2;
-  return CpuGemm::openblas;
-}
 
 CpuGemm gemm_from_env() {
   const char* v = std::getenv("CTGRAD_GEMM");
-  return v && *v ? parse_cpu_gemm(v, "CTGRAD_GEMM") : best_gemm();
+  return v && *v ? parse_cpu_gemm(v, "CTGRAD_GEMM") : best_cpu_gemm();
 }
 std::atomic<int>& gemm_flag() {
   static std::atomic<int> v{(int)gemm_from_env()};
@@ -248,6 +242,12 @@ void sgemm_view(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t 
 }
 }  // namespace
 
+CpuGemm best_cpu_gemm() {
+  if (cpu_gemm_available(CpuGemm::avx512)) return CpuGemm::avx512;
+  if (cpu_gemm_available(CpuGemm::avx2)) return CpuGemm::avx2;
+  return CpuGemm::openblas;
+}
+
 void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   sgemm_view(kernel, ta, tb, M, N, K, alpha, A, lda, BView{B, ldb, nullptr}, beta, C, ldc);
@@ -270,7 +270,7 @@ const char* cpu_gemm_name(CpuGemm g) {
 CpuGemm parse_cpu_gemm(const std::string& value, const std::string& what) {
   CpuGemm g;
   if (value == "own") {
-    g = best_gemm();
+    g = best_cpu_gemm();
     if (g == CpuGemm::openblas) throw Error(what + "=own: this CPU has neither AVX-512 nor AVX2 with FMA");
     return g;
   } else if (value == "avx512") {

@@ -56,6 +56,10 @@ struct GemmBSource {
 void sgemm(CpuGemm kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const GemmBSource& B, float beta, float* C, int64_t ldc);
 
+// The widest of our kernels this CPU runs (avx512, else avx2), else openblas:
+// the selection's default.
+CpuGemm best_cpu_gemm();
+
 // The selection. Default: avx512 where available, else avx2, else openblas.
 // CTGRAD_GEMM=own|avx512|avx2|openblas sets the start value (read once; own =
 // the default among ours; a value this CPU cannot run, or any other value, is a
