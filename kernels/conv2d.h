@@ -80,6 +80,11 @@ struct Conv2dCpuTuning {
   // the default, or matrix); 0 never; > 0 always. Float on ctgrad's own
   // SGEMM only (OpenBLAS and double always write the matrix).
   int fused_im2col = -1;
+  // Winograd F(m×m, 3×3) (2c below) for float 3×3 stride-1 convolutions (the
+  // forward and the input gradient): < 0 (default) as CTGRAD_WINOGRAD says
+  // (auto, the default: conv2d_winograd_tile's measured rule; off; 2; 4);
+  // 0 never; 2 or 4 wherever it applies.
+  int winograd = -1;
 };
 
 // The entry points the engine calls: the reference or the tuned kernel, as
@@ -117,6 +122,17 @@ void conv2d_forward_cpu_direct(const T* x, const T* w, const T* b, T* y, const C
 template <typename T>
 void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                                 const Conv2dDims& d, bool gx_accumulate = true);
+
+// 2c. Tuned CPU, Winograd (kernels/cpu/conv2d_winograd.cpp, the transforms in
+// kernels/cpu/winograd.h): F(m×m, 3×3), m = 2 or 4, for float convolutions
+// with a 3×3 kernel and stride 1 (any padding): y = b + conv(x, W), or with
+// accumulate y += conv(x, W) (b must be nullptr). The tuned float forward and
+// the stride-1 input gradient (itself such a convolution) take it where
+// conv2d_winograd_tile returns m > 0 (0: im2col or direct).
+bool conv2d_winograd_applies(const Conv2dDims& d);
+int conv2d_winograd_tile(const Conv2dDims& d, const Conv2dCpuTuning& tune);
+void conv2d_forward_cpu_winograd(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                                 int m, bool accumulate = false);
 
 // 3. CUDA.
 // How the CUDA kernel batches images (kernels/cuda/conv2d.cu): each group's

@@ -177,6 +177,9 @@ void gemm_unfold(bool fused, bool tb, int64_t M, int64_t N, int64_t K, const T* 
 template <typename T>
 void forward_gemm(const T* x, const T* w, const T* b, T* y, const Conv2dDims& d, const Conv2dCpuTuning& tune,
                   bool accumulate) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int m = conv2d_winograd_tile(d, tune)) return conv2d_forward_cpu_winograd(x, w, b, y, d, m, accumulate);
+  }
   const Plan pl = make_plan(d, tune);
   const int64_t K = pl.K, P = pl.P, O = d.O;
   if (conv2d_is_pointwise(d)) {
