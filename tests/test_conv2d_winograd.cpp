@@ -199,7 +199,9 @@ TEST_CASE("conv2d winograd: bitwise the same result with 1 and 2 threads") {
 TEST_CASE("conv2d winograd: where the rule applies it") {
   Conv2dCpuTuning t;
   CHECK(conv2d_winograd_tile(conv2d_dims(9, 64, 128, 128, 64, 3, 3, 1, 1, 1, 1), t) == 4);   // layer1
-  CHECK(conv2d_winograd_tile(conv2d_dims(9, 512, 8, 8, 512, 3, 3, 1, 1, 1, 1), t) == 2);      // layer4 at 256²
+  CHECK(conv2d_winograd_tile(conv2d_dims(9, 512, 16, 16, 512, 3, 3, 1, 1, 1, 1), t) == 2);    // layer4
+  CHECK(conv2d_winograd_tile(conv2d_dims(2, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1), t) == 2);    // 2048 pixels
+  CHECK(conv2d_winograd_tile(conv2d_dims(2, 256, 16, 16, 256, 3, 3, 1, 1, 1, 1), t) == 0);    // 512 pixels
   CHECK(conv2d_winograd_tile(conv2d_dims(9, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1), t) == 0);      // layer4 at 64²
   CHECK(conv2d_winograd_tile(conv2d_dims(9, 16, 128, 128, 64, 3, 3, 1, 1, 1, 1), t) == 0);    // few channels
   CHECK(conv2d_winograd_tile(conv2d_dims(9, 64, 128, 128, 128, 3, 3, 2, 2, 1, 1), t) == 0);  // stride 2

@@ -308,13 +308,18 @@ int conv2d_winograd_tile(const Conv2dDims& d, const Conv2dCpuTuning& tune) {
   if (!conv2d_winograd_applies(d)) return 0;
   const int forced = tune.winograd >= 0 ? tune.winograd : winograd_default();
   if (forced >= 0) return forced;
-  // The measured rule (2 Zen 4 cores, batch 9; bench/RESULTS.md): with 32
-  // channels or more in and out, F(4×4) from 16×16 outputs (ResNet18's 3×3
-  // layers at 512²: 1.6–2.6× faster than the fused im2col), F(2×2) on 4×4 to
-  // 15×15 (8×8, 512 channels: 15 ms against F(4×4)'s 16 and im2col's 21).
+  // The measured rule (2 Zen 4 cores; bench/RESULTS.md). A call costs the
+  // weight transform and one packing of each U_ξ (∝ α²·O·C) whatever the
+  // image; the multiplies it saves grow with the output pixels N·OH·OW. So:
+  // with 32 channels or more in and out, F(4×4) from 4096 pixels with sides
+  // ≥ 16 (ResNet18's layers 1–3 at 512², batch 9: 1.6–2.6× faster than the
+  // fused im2col), F(2×2) from 1024 (layer 4 there, 16×16: 33 against 53 ms,
+  // F(4×4) the same; 2 images of 32×32: 3.5 against 3.7). Below, Winograd
+  // lost: 2 images of 16×16 at 256 channels 4.5 against 4.2 ms, 4×4 ones 5×.
   // Fewer channels: the direct kernel or im2col.
-  if (d.C < 32 || d.O < 32 || std::min(d.OH, d.OW) < 4) return 0;
-  return std::min(d.OH, d.OW) >= 16 ? 4 : 2;
+  const int64_t pixels = d.N * d.OH * d.OW;
+  if (d.C < 32 || d.O < 32 || std::min(d.OH, d.OW) < 4 || pixels < 1024) return 0;
+  return std::min(d.OH, d.OW) >= 16 && pixels >= 4096 ? 4 : 2;
 }
 
 void conv2d_forward_cpu_winograd(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
