@@ -9,8 +9,11 @@
 //   dX   gx += Σ W · gy                        (only gx)
 // each 2·N·O·OH·OW·C·KH·KW FLOPs, median of --repeat runs after one warm-up,
 // with the step's thread count. Implementations:
-//   fused     our SGEMM, im2col fused into its packing (Conv2dCpuTuning.fused_im2col = 1)
-//   matrix    our SGEMM, the im2col matrix written first (fused_im2col = 0)
+//   step      what a training step runs: the tuned entry points' own rules
+//             (Winograd for the 3×3 stride-1 forward and dX where
+//             conv2d_winograd_tile says so, else as fused)
+//   fused     our SGEMM, im2col fused into its packing (Conv2dCpuTuning.fused_im2col = 1, no Winograd)
+//   matrix    our SGEMM, the im2col matrix written first (fused_im2col = 0, no Winograd)
 //   openblas  OpenBLAS (writes the matrix)
 //   reference the plain loops of kernels/cpu/conv2d.cpp (only when --impl names it)
 // The tuned ones keep the default direct-kernel rule (kernels::conv2d_use_direct),
@@ -48,15 +51,17 @@ using kernels::Conv2dDims;
 using kernels::cpu::CpuGemm;
 
 struct ConvArgs {
-  std::string net = "resnet18", impl = "fused,matrix,openblas";
+  std::string net = "resnet18", impl = "step,fused,openblas";
   bool impl_given = false;
   int64_t batch = 9, size = 512;
   int threads = 0, repeat = 3;
+  std::string cpu_gemm;  // own|avx512|avx2 for fused and matrix; empty: CTGRAD_GEMM, else the widest of ours
 };
 
-enum class Impl { fused, matrix, openblas, reference };
+enum class Impl { step, fused, matrix, openblas, reference };
 const char* impl_name(Impl i) {
   switch (i) {
+    case Impl::step: return "step";
     case Impl::fused: return "fused";
     case Impl::matrix: return "matrix";
     case Impl::openblas: return "openblas";
@@ -73,18 +78,19 @@ std::vector<Impl> parse_impls(const std::string& list, bool given) {
   std::string item;
   while (std::getline(ss, item, ',')) {
     Impl i;
-    if (item == "fused") i = Impl::fused;
+    if (item == "step") i = Impl::step;
+    else if (item == "fused") i = Impl::fused;
     else if (item == "matrix") i = Impl::matrix;
     else if (item == "openblas") i = Impl::openblas;
     else if (item == "reference") i = Impl::reference;
-    else throw Error("--impl: unknown implementation '" + item + "' (expected a comma-separated list of fused, matrix, openblas, reference)");
+    else throw Error("--impl: unknown implementation '" + item + "' (expected a comma-separated list of step, fused, matrix, openblas, reference)");
     if ((i == Impl::fused || i == Impl::matrix) && kernels::cpu::best_cpu_gemm() == CpuGemm::openblas) {
       if (given) throw Error("--impl " + item + ": this CPU has neither AVX-512 nor AVX2 for ctgrad's SGEMM (openblas and reference run everywhere)");
       continue;
     }
     if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
   }
-  if (out.empty()) throw Error("--impl: expected a comma-separated list of fused, matrix, openblas, reference");
+  if (out.empty()) throw Error("--impl: expected a comma-separated list of step, fused, matrix, openblas, reference");
   return out;
 }
 
@@ -135,11 +141,14 @@ struct Pieces {
 };
 
 // The three pieces of convolution d with `impl` on the given buffers.
-Pieces time_conv(const Conv2dDims& d, Impl impl, int repeat, float* x, float* w, float* y, float* gy, float* gx,
+Pieces time_conv(const Conv2dDims& d, Impl impl, CpuGemm ours, int repeat, float* x, float* w, float* y, float* gy, float* gx,
                  float* gw) {
-  kernels::cpu::set_cpu_gemm(impl == Impl::openblas ? CpuGemm::openblas : kernels::cpu::best_cpu_gemm());
+  kernels::cpu::set_cpu_gemm(impl == Impl::openblas ? CpuGemm::openblas : ours);
   kernels::Conv2dCpuTuning t;  // direct_max_out left at its default rule
-  t.fused_im2col = impl == Impl::fused ? 1 : 0;
+  if (impl != Impl::step) {  // the step's own rules, else the GEMM forms alone
+    t.fused_im2col = impl == Impl::fused ? 1 : 0;
+    t.winograd = 0;
+  }
   Pieces p{};
   if (impl == Impl::reference) {
     p.fwd = median_ms(repeat, [&] { kernels::conv2d_forward_cpu_reference<float>(x, w, nullptr, y, d); });
@@ -166,6 +175,13 @@ void bench_conv(const ConvArgs& a) {
   const std::vector<Impl> impls = parse_impls(a.impl, a.impl_given);
   set_num_threads(a.threads);
   Restore restore;
+  // Our SGEMM for fused and matrix: --cpu-gemm, else CTGRAD_GEMM's start
+  // value, else (also where CTGRAD_GEMM=openblas) the widest this CPU runs.
+  CpuGemm ours = a.cpu_gemm.empty() ? restore.gemm : kernels::cpu::parse_cpu_gemm(a.cpu_gemm, "--cpu-gemm");
+  if (ours == CpuGemm::openblas) {
+    if (!a.cpu_gemm.empty()) throw Error("--cpu-gemm openblas: fused and matrix run ctgrad's SGEMM (own, avx512 or avx2); OpenBLAS is --impl openblas");
+    ours = kernels::cpu::best_cpu_gemm();
+  }
   g_order.clear();
   g_calls.clear();
   {  // one step of the net, recording its convolutions (the optimiser runs none)
@@ -183,12 +199,14 @@ void bench_conv(const ConvArgs& a) {
 
   std::printf("# net %s, batch %lld, size %lld, threads %d, median of %d runs after 1 warm-up\n", a.net.c_str(),
               (long long)a.batch, (long long)a.size, num_threads(), a.repeat);
-  kernels::cpu::set_cpu_gemm(kernels::cpu::best_cpu_gemm());  // the header names our SGEMM where this CPU has one
+  kernels::cpu::set_cpu_gemm(ours);  // the header names the SGEMM fused and matrix run
   std::printf("# %s; %s\n", blas_description().c_str(), cpu_code_description().c_str());
-  std::printf("# fused: that SGEMM, im2col fused into its packing; matrix: the same, the im2col matrix written "
-              "first; openblas: OpenBLAS on the matrix; reference: the plain loops\n");
-  std::printf("# kernel: im2col (a GEMM: the columns compare them) or direct (few channels: kernels/cpu/"
-              "conv2d_direct.cpp in fused, matrix and openblas alike)\n");
+  std::printf("# step: what a training step runs (the kernel column); fused: that SGEMM, im2col fused into its "
+              "packing; matrix: the same, the im2col matrix written first; openblas: OpenBLAS on the matrix; "
+              "reference: the plain loops\n");
+  std::printf("# kernel (the step's): im2col; wino4/wino2: Winograd F(4x4,3x3)/F(2x2,3x3) for fwd and dX, dW "
+              "as fused (kernels/cpu/conv2d_winograd.cpp); direct (few channels: kernels/cpu/conv2d_direct.cpp in "
+              "every column but reference)\n");
   std::printf("| %4s | %4s | %5s | %5s | %4s | %5s | %-5s | %5s | %-6s |", "N", "C", "H", "W", "O", "k", "s/p",
               "calls", "kernel");
   for (Impl i : impls) {
@@ -214,11 +232,13 @@ void bench_conv(const ConvArgs& a) {
     Buffer x(nx, rng), w(nw, rng), y(ny, rng), gy(ny, rng), gx(nx, rng), gw(nw, rng);
     const double flop = 2.0 * (double)d.N * (double)d.O * (double)(d.OH * d.OW) * (double)(d.C * d.KH * d.KW);
     const bool direct = kernels::conv2d_use_direct(d, kernels::Conv2dCpuTuning{});
+    const int wino = kernels::conv2d_winograd_tile(d, kernels::Conv2dCpuTuning{});
+    const std::string kernel = direct ? "direct" : wino ? "wino" + std::to_string(wino) : "im2col";
     std::printf("| %4lld | %4lld | %5lld | %5lld | %4lld | %2lldx%-2lld | %lld/%-3lld | %5lld | %-6s |",
                 (long long)d.N, (long long)d.C, (long long)d.H, (long long)d.W, (long long)d.O, (long long)d.KH,
-                (long long)d.KW, (long long)d.SH, (long long)d.PH, (long long)calls, direct ? "direct" : "im2col");
+                (long long)d.KW, (long long)d.SH, (long long)d.PH, (long long)calls, kernel.c_str());
     for (size_t i = 0; i < impls.size(); ++i) {
-      const Pieces p = time_conv(d, impls[i], a.repeat, x.get(), w.get(), y.get(), gy.get(), gx.get(), gw.get());
+      const Pieces p = time_conv(d, impls[i], ours, a.repeat, x.get(), w.get(), y.get(), gy.get(), gx.get(), gw.get());
       total[i].fwd += (double)calls * p.fwd;
       total[i].dw += (double)calls * p.dw;
       if (!stem) total[i].dx += (double)calls * p.dx;
@@ -232,10 +252,12 @@ void bench_conv(const ConvArgs& a) {
               "sums below leave it out\n");
   auto sum = [](const Pieces& p) { return p.fwd + p.dw + p.dx; };
   auto index_of = [&](Impl want) { return std::find(impls.begin(), impls.end(), want) - impls.begin(); };
-  const size_t mi = (size_t)index_of(Impl::matrix), oi = (size_t)index_of(Impl::openblas);
+  const size_t fi = (size_t)index_of(Impl::fused), mi = (size_t)index_of(Impl::matrix),
+               oi = (size_t)index_of(Impl::openblas);
   for (size_t i = 0; i < impls.size(); ++i) {
     std::printf("conv_ms_per_step %s: %.2f (fwd %.2f + dW %.2f + dX %.2f)", impl_name(impls[i]), sum(total[i]),
                 total[i].fwd, total[i].dw, total[i].dx);
+    if (fi < impls.size() && fi != i) std::printf(" fused / this: %.2f", sum(total[fi]) / sum(total[i]));
     if (mi < impls.size() && mi != i) std::printf(" matrix / this: %.2f", sum(total[mi]) / sum(total[i]));
     if (oi < impls.size() && oi != i) std::printf(" openblas / this: %.2f", sum(total[oi]) / sum(total[i]));
     std::printf("\n");
@@ -256,8 +278,11 @@ static Registrar reg([](CLI::App& app) {
   cmd->add_option("--repeat", a->repeat, "timed runs per piece and implementation")->check(CLI::PositiveNumber);
   CLI::Option* impl = cmd->add_option(
       "--impl", a->impl,
-      "comma-separated list of fused, matrix, openblas, reference (default: the first three this CPU runs; "
+      "comma-separated list of step, fused, matrix, openblas, reference (default step,fused,openblas, fused only where this CPU runs our SGEMM; "
       "reference is the plain loops, far too slow for ResNet18 at 512)");
+  cmd->add_option("--cpu-gemm", a->cpu_gemm,
+                  "own|avx512|avx2: ctgrad's SGEMM for fused and matrix (default CTGRAD_GEMM, else the widest this "
+                  "CPU runs)");
   cmd->callback([a, impl]() {
     a->impl_given = impl->count() > 0;
     bench_conv(*a);
