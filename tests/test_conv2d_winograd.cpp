@@ -11,8 +11,9 @@
 //     transforms' coefficients);
 //  3. the tuned entry points take it where asked: forward and the stride-1
 //     input gradient (first write and accumulate, on NaN-poisoned memory);
-//  4. the result does not depend on the thread count (bitwise);
-//  5. the rule.
+//  4. the weight gradient, Gᵀ[(A dY Aᵀ) ⊙ V]G summed over tiles, the same way;
+//  5. the forward's result does not depend on the thread count (bitwise);
+//  6. the rule.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -176,6 +177,37 @@ TEST_CASE("conv2d tuned, float, winograd forced: the forward and the stride-1 in
       std::vector<float> gx2(x.size(), 0.f);  // accumulate onto zeros
       conv2d_backward_cpu_tuned<float>(x.data(), w.data(), gy.data(), gx2.data(), nullptr, nullptr, d, t, true);
       CHECK(count_far(gx2, r, tol_of(m)) == 0);
+    }
+}
+
+TEST_CASE("conv2d winograd: the weight gradient Gᵀ[(A dY Aᵀ) ⊙ V]G against the reference loops, direct and tuned") {
+  std::mt19937_64 rng(31);
+  for (int m : {2, 4})
+    for (const WinoShape& s : kShapes) {
+      const Conv2dDims d = s.dims();
+      CAPTURE(m); CAPTURE(d.N); CAPTURE(d.C); CAPTURE(d.H); CAPTURE(d.W); CAPTURE(d.O); CAPTURE(d.PH);
+      const auto x = test::uniform_vec<float>((size_t)(d.N * d.C * d.H * d.W), rng);
+      const auto gy = test::uniform_vec<float>((size_t)(d.N * d.O * d.OH * d.OW), rng);
+      const auto gw0 = test::uniform_vec<float>((size_t)(d.O * d.C * 9), rng);  // gw accumulates onto this
+      Scaled r{gw0, std::vector<double>(gw0.size(), 0.0)};
+      conv2d_backward_cpu_reference<float>(x.data(), nullptr, gy.data(), nullptr, r.want.data(), nullptr, d);
+      std::vector<double> ax(x.begin(), x.end()), agy(gy.begin(), gy.end());
+      for (double& v : ax) v = std::fabs(v);
+      for (double& v : agy) v = std::fabs(v);
+      conv2d_backward_cpu_reference<double>(ax.data(), nullptr, agy.data(), nullptr, r.scale.data(), nullptr, d);
+      for (size_t i = 0; i < gw0.size(); ++i) r.scale[i] += std::fabs(gw0[i]);
+      REQUIRE(conv2d_winograd_weight_fits(d, m));
+      std::vector<float> gw = gw0;
+      conv2d_backward_weight_cpu_winograd(x.data(), gy.data(), gw.data(), d, m);
+      double worst = 0;
+      CHECK(count_far(gw, r, tol_of(m), &worst) == 0);
+      MESSAGE("dW F(", m, "x", m, ") worst |error| / scale: ", worst);
+      Conv2dCpuTuning t;  // through the tuned backward, with dx and db beside it
+      t.direct_max_out = 0, t.winograd = m;
+      const auto w = test::uniform_vec<float>((size_t)(d.O * d.C * 9), rng);
+      std::vector<float> gw2 = gw0, gx(x.size(), NAN), gb((size_t)d.O, 0.f);
+      conv2d_backward_cpu_tuned<float>(x.data(), w.data(), gy.data(), gx.data(), gw2.data(), gb.data(), d, t, false);
+      CHECK(count_far(gw2, r, tol_of(m)) == 0);
     }
 }
 
