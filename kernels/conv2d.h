@@ -129,15 +129,16 @@ void conv2d_backward_cpu_direct(const T* x, const T* w, const T* gy, T* gx, T* g
 // accumulate y += conv(x, W) (b must be nullptr). The tuned float forward and
 // the stride-1 input gradient (itself such a convolution) take it where
 // conv2d_winograd_tile returns m > 0 (0: im2col or direct), the weight
-// gradient too where its scratch fits.
+// gradient too.
 bool conv2d_winograd_applies(const Conv2dDims& d);
 int conv2d_winograd_tile(const Conv2dDims& d, const Conv2dCpuTuning& tune);
 void conv2d_forward_cpu_winograd(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
                                  int m, bool accumulate = false);
 // gw += dL/dW of such a convolution (kernels/cpu/conv2d_winograd_backward.cpp),
-// where conv2d_winograd_weight_fits (its scratch for every tile at once ≤ 256 MiB).
-bool conv2d_winograd_weight_fits(const Conv2dDims& d, int m);
-void conv2d_backward_weight_cpu_winograd(const float* x, const float* gy, float* gw, const Conv2dDims& d, int m);
+// the tiles in chunks of at most chunk_bytes of scratch (0: 256 MiB; tests
+// shrink it to run several chunks on small shapes).
+void conv2d_backward_weight_cpu_winograd(const float* x, const float* gy, float* gw, const Conv2dDims& d, int m,
+                                         int64_t chunk_bytes = 0);
 
 // 3. CUDA.
 // How the CUDA kernel batches images (kernels/cuda/conv2d.cu): each group's

@@ -287,7 +287,7 @@ void conv2d_backward_cpu_tuned(const T* x, const T* w, const T* gy, T* gx, T* gw
   }
   if constexpr (std::is_same_v<T, float>) {
     const int m = gw ? conv2d_winograd_tile(d, tune) : 0;
-    if (m && conv2d_winograd_weight_fits(d, m)) {
+    if (m) {
       conv2d_backward_weight_cpu_winograd(x, gy, gw, d, m);
       gw = nullptr;  // done: the rest is dx
     }

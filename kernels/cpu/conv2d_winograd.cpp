@@ -144,8 +144,6 @@ void transform_outputs(const float* Mb, const float* bias, float* y, const Conv2
 // Per-thread bytes of V and M a block may hold: both stay in L2/L3 while the
 // block's GEMMs run.
 constexpr int64_t kBlockBytes = int64_t(4) << 20;
-// The whole-layer form holds V and M for every tile at once: at most this much.
-constexpr int64_t kWholeBytes = int64_t(256) << 20;
 
 template <int M>
 void forward(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d, bool accumulate) {

@@ -44,6 +44,9 @@ struct Buffers {
     for (float* q : p) std::free(q);
   }
 };
+// The most V and M (or V and Z) the whole-layer forms hold at once.
+constexpr int64_t kWholeBytes = int64_t(256) << 20;
+
 inline float* buffer(int which, int64_t n) {
   thread_local Buffers b;
   if (b.cap[which] < n) {

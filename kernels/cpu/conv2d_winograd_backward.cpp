@@ -7,10 +7,11 @@
 //   dU_ξ[o, c] = Σ_t Z_ξ[o, t] · V_ξ[c, t],   Z = A dY Aᵀ   (one GEMM per ξ, K = the tiles)
 //   dW[o, c]  += Gᵀ dU[o, c] G                             (α×α → 3×3)
 // with V the forward's input transform (zero-padded input tiles) and dY zero
-// past the output's edge (cut tiles). All tiles at once: V and Z for every
-// tile (ResNet18's layers at 512², batch 9: 20–170 MB), each GEMM as long as
-// the layer and threaded inside (split K where dU is small), the transforms
-// threaded over channels. The sums over tiles are fixed-order for a thread
+// past the output's edge (cut tiles). Tiles in as few chunks as a 256 MiB
+// budget allows: V and Z for a chunk's tiles (ResNet18's layers at 512²,
+// batch 9: 20–170 MB, one chunk), each GEMM as long as the chunk and
+// threaded inside (split K where dU is small), the transforms threaded over
+// channels. The sums over tiles are fixed-order for a thread
 // count (the GEMM's split-K adds its partials in thread order).
 #include <omp.h>
 
@@ -51,11 +52,11 @@ inline void gt_of(const V* u, V* r) {
 // column phase first (ph[i][s][j] = gy[ti·m + i, j·m + s], zero past the
 // edge), so element (i, j) of eight consecutive tiles is one contiguous load.
 template <int M>
-void transform_grads(const float* gy, const Conv2dDims& d, int64_t o, int64_t TH, int64_t TW, float* Z,
-                     int64_t T, float* ph) {
+void transform_grads(const float* gy, const Conv2dDims& d, int64_t o, int64_t g0, int64_t g1, int64_t TH,
+                     int64_t TW, float* Z, float* ph) {
   constexpr int A = winograd::F<M>::alpha;
-  const int64_t J = TW + kW;
-  for (int64_t g = 0; g < d.N * TH; ++g) {
+  const int64_t J = TW + kW, T = (g1 - g0) * TW;
+  for (int64_t g = g0; g < g1; ++g) {
     const int64_t n = g / TH, ti = g % TH;
     const float* go = gy + (n * d.O + o) * d.OH * d.OW;
     for (int i = 0; i < M; ++i)
@@ -66,7 +67,7 @@ void transform_grads(const float* gy, const Conv2dDims& d, int64_t o, int64_t TH
         for (int64_t jj = 0; jj < hi; ++jj) dst[jj] = go[r * d.OW + jj * M + s];
         std::fill(dst + hi, dst + J, 0.f);
       }
-    float* zg = Z + o * T + g * TW;
+    float* zg = Z + o * T + (g - g0) * TW;
     auto tiles = [&](auto tag, int64_t tj) {
       using V = decltype(tag);
       V col[M], zc[A], t[A][M], z[A];
@@ -87,19 +88,28 @@ void transform_grads(const float* gy, const Conv2dDims& d, int64_t o, int64_t TH
 }
 
 template <int M>
-void weight_grad(const float* x, const float* gy, float* gw, const Conv2dDims& d) {
+void weight_grad(const float* x, const float* gy, float* gw, const Conv2dDims& d, int64_t budget) {
   constexpr int A = winograd::F<M>::alpha, A2 = A * A;
-  const int64_t C = d.C, O = d.O, TH = (d.OH + M - 1) / M, TW = (d.OW + M - 1) / M, G = d.N * TH, T = G * TW;
+  const int64_t C = d.C, O = d.O, TH = (d.OH + M - 1) / M, TW = (d.OW + M - 1) / M, G = d.N * TH;
   const int64_t J = TW + kW + 1;
-  float* V = buffer(0, A2 * C * T);
-  float* Z = buffer(2, A2 * O * T);
+  // Chunks of whole tile rows, V and Z for a chunk's tiles within the budget
+  // (one chunk for ResNet18's layers at batch 9; layer 1 at batch 15 takes two):
+  // dU accumulates over the chunks in order.
+  const int64_t per_row = (int64_t)A2 * (C + O) * TW * (int64_t)sizeof(float);
+  const int64_t rows = std::max<int64_t>(1, std::min(G, budget / per_row)), Tmax = rows * TW;
+  float* V = buffer(0, A2 * C * Tmax);
+  float* Z = buffer(2, A2 * O * Tmax);
   float* dU = buffer(1, A2 * O * C);
+  for (int64_t g0 = 0; g0 < G; g0 += rows) {
+    const int64_t g1 = std::min(G, g0 + rows), T = (g1 - g0) * TW;
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) transform_inputs<M>(x, d, 0, G, TH, TW, c, c + 1, V, buffer(3, A * M * J));
+    for (int64_t c = 0; c < C; ++c) transform_inputs<M>(x, d, g0, g1, TH, TW, c, c + 1, V, buffer(3, A * M * J));
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < O; ++o) transform_grads<M>(gy, d, o, TH, TW, Z, T, buffer(3, M * M * (TW + kW)));
-  for (int xi = 0; xi < A2; ++xi)  // dU_ξ = Z_ξ · V_ξᵀ   [O×T]·[T×C]
-    cpu::gemm(false, true, O, C, T, 1.f, Z + xi * O * T, T, V + xi * C * T, T, 0.f, dU + xi * O * C, C);
+    for (int64_t o = 0; o < O; ++o) transform_grads<M>(gy, d, o, g0, g1, TH, TW, Z, buffer(3, M * M * (TW + kW)));
+    for (int xi = 0; xi < A2; ++xi)  // dU_ξ (+)= Z_ξ · V_ξᵀ   [O×T]·[T×C]
+      cpu::gemm(false, true, O, C, T, 1.f, Z + xi * O * T, T, V + xi * C * T, T, g0 == 0 ? 0.f : 1.f,
+                dU + xi * O * C, C);
+  }
   // gw[o, c] += Gᵀ dU G: down each column of the α×α dU, then along each row.
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < O * C; ++k) {
@@ -119,15 +129,12 @@ void weight_grad(const float* x, const float* gy, float* gw, const Conv2dDims& d
 
 }  // namespace
 
-bool conv2d_winograd_weight_fits(const Conv2dDims& d, int m) {
-  const int64_t A = m + 2, T = d.N * ((d.OH + m - 1) / m) * ((d.OW + m - 1) / m);
-  return (m == 2 || m == 4) && A * A * (d.C + d.O) * T * (int64_t)sizeof(float) <= (int64_t(256) << 20);
-}
-
-void conv2d_backward_weight_cpu_winograd(const float* x, const float* gy, float* gw, const Conv2dDims& d, int m) {
+void conv2d_backward_weight_cpu_winograd(const float* x, const float* gy, float* gw, const Conv2dDims& d, int m,
+                                         int64_t chunk_bytes) {
+  const int64_t budget = chunk_bytes > 0 ? chunk_bytes : kWholeBytes;
   if (!conv2d_winograd_applies(d)) throw Error("conv2d (winograd): needs a 3x3 kernel with stride 1");
-  if (m == 2) return weight_grad<2>(x, gy, gw, d);
-  if (m == 4) return weight_grad<4>(x, gy, gw, d);
+  if (m == 2) return weight_grad<2>(x, gy, gw, d, budget);
+  if (m == 4) return weight_grad<4>(x, gy, gw, d, budget);
   throw Error("conv2d (winograd): tile " + std::to_string(m) + " (expected 2 or 4)");
 }
 
