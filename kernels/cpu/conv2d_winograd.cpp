@@ -16,8 +16,11 @@
 // The transforms run eight tiles (or eight filters) per vector, the tiles of a
 // row that do not fill a vector one at a time. A block's V and M stay in the
 // caches (the budget below), so the image is read once and y written once.
-// Every output element is one fixed-order computation by one thread: results
-// do not depend on the thread count.
+// Where U is large and the image small (deep layers) the whole layer is one
+// block instead, its GEMMs threaded inside, so U is read once per call.
+// Every output element is one fixed-order computation (the SGEMM's sums do
+// not depend on its threads either): results do not depend on the thread count.
+// The weight gradient, the adjoint of this: conv2d_winograd_backward.cpp.
 #include <omp.h>
 
 #include <algorithm>
