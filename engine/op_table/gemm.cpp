@@ -98,9 +98,12 @@ std::vector<OpCase> conv2d_cases(const StudySize& st) {
   // cuda: the study's layer types at 2x3x11x13 -> 5, with and without bias: 3×3
   // same, 5×5 stride 3, the 7×7 stride 2 stem on one channel (with bias: its
   // input gradient not requested, as for the image), 1×1 stride 2, 1×1, and a
-  // non-square kernel with unequal strides and padding. Each both ways: the
+  // non-square kernel with unequal strides and padding; and 32 channels at
+  // 2x24x24, where the CPU side runs Winograd F(2×2, 3×3) (conv2d_winograd_tile:
+  // ≥ 32 channels, ≥ 1024 output pixels) for y, dx and dW. Each both ways: the
   // gradients accumulating onto random values, and first writes.
-  for (const ConvSpec& c : {ConvSpec{2, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1, false}, ConvSpec{2, 3, 11, 13, 5, 5, 5, 3, 3, 3, 3, false},
+  for (const ConvSpec& c : {ConvSpec{2, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1, false}, ConvSpec{2, 32, 24, 24, 32, 3, 3, 1, 1, 1, 1, false},
+                            ConvSpec{2, 3, 11, 13, 5, 5, 5, 3, 3, 3, 3, false},
                             ConvSpec{2, 1, 11, 13, 5, 7, 7, 2, 2, 3, 3, false}, ConvSpec{2, 3, 11, 13, 5, 1, 1, 2, 2, 0, 0, false},
                             ConvSpec{2, 3, 11, 13, 5, 1, 1, 1, 1, 0, 0, false}, ConvSpec{2, 3, 11, 13, 5, 3, 2, 2, 1, 1, 0, false}})
     for (bool bias : {true, false}) {
