@@ -26,9 +26,10 @@
 // contents never read; gw and gb still accumulate.
 // Implementations (the first is the one to read; the others are tested against it):
 //   reference  kernels/cpu/conv2d.cpp        the plain loops over the sums above
-//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + OpenBLAS GEMM, col2im (dx of
+//   tuned CPU  kernels/cpu/conv2d_tuned.cpp  im2col tiles + a GEMM, col2im (dx of
 //              stride-1 convolutions: a correlation of gy with the flipped kernel);
-//              kernels/cpu/conv2d_direct.cpp for few channels (conv2d_use_direct's measured rule)
+//              kernels/cpu/conv2d_direct.cpp for few channels (conv2d_use_direct's measured rule);
+//              kernels/cpu/conv2d_winograd*.cpp for 3×3 stride-1 float layers (conv2d_winograd_tile)
 //   CUDA       kernels/cuda/conv2d.cu        im2col + our SGEMM (tf32: conv2d_tc.cu)
 // conv2d_forward_cpu / conv2d_backward_cpu run the reference or the tuned CPU
 // kernel, as kernels/cpu_impl.h selects (default tuned).
@@ -81,7 +82,7 @@ struct Conv2dCpuTuning {
   // SGEMM only (OpenBLAS and double always write the matrix).
   int fused_im2col = -1;
   // Winograd F(m×m, 3×3) (2c below) for float 3×3 stride-1 convolutions (the
-  // forward and the input gradient): < 0 (default) as CTGRAD_WINOGRAD says
+  // forward, the input and the weight gradient): < 0 (default) as CTGRAD_WINOGRAD says
   // (auto, the default: conv2d_winograd_tile's measured rule; off; 2; 4);
   // 0 never; 2 or 4 wherever it applies.
   int winograd = -1;

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "base/error.h"
-#include "base/host_alloc.h"
+#include "base/thread_scratch.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/winograd.h"
 
@@ -36,26 +36,16 @@ inline void store(float* p, V v) {
   else store8(p, v);
 }
 
-// Grow-only per-thread buffers (2 MiB pages where large: no page faults per call).
-struct Buffers {
-  float* p[4] = {nullptr, nullptr, nullptr, nullptr};
-  int64_t cap[4] = {0, 0, 0, 0};
-  ~Buffers() {
-    for (float* q : p) std::free(q);
-  }
-};
 // The most V and M (or V and Z) the whole-layer forms hold at once.
 constexpr int64_t kWholeBytes = int64_t(256) << 20;
 
+// Per-thread scratch slots (base/thread_scratch.h): 0 V (and the weights'
+// rearrangement), 1 U or dU, 2 M or Z, 3 phase rows.
+struct Scratch;
 inline float* buffer(int which, int64_t n) {
-  thread_local Buffers b;
-  if (b.cap[which] < n) {
-    std::free(b.p[which]);
-    b.p[which] = static_cast<float*>(host_alloc((size_t)n * sizeof(float)));
-    b.cap[which] = b.p[which] ? n : 0;
-    if (!b.p[which]) throw Error("conv2d (winograd): out of memory for " + std::to_string(n) + " floats of scratch");
-  }
-  return b.p[which];
+  float* p = thread_scratch<Scratch, 4>(which, (size_t)n);
+  if (!p) throw Error("conv2d (winograd): out of memory for " + std::to_string(n) + " floats of scratch");
+  return p;
 }
 
 // A block's tiles, V[ξ, c, t] (t: the block's tiles, T of them, row by row).

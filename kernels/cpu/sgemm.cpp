@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "base/host_alloc.h"
+#include "base/thread_scratch.h"
 #include "kernels/cpu/sgemm_micro.h"
 #include "kernels/cpu/sgemm_pack.h"
 
@@ -33,22 +33,13 @@ using sgemm_detail::BView;
 using sgemm_detail::pack_a;
 using sgemm_detail::pack_b;
 
-// Grow-only, 64-byte aligned, one per thread: packing buffers are reused
-// across calls (no allocation or page faults per GEMM), freed when the thread ends.
-struct PackBuffers {
-  float* buf[3] = {nullptr, nullptr, nullptr};
-  int64_t cap[3] = {0, 0, 0};
-  ~PackBuffers() { std::free(buf[0]), std::free(buf[1]), std::free(buf[2]); }
-};
+// The packing buffers: grow-only, per thread (base/thread_scratch.h), reused
+// across calls, the 2 MiB B panel on huge pages.
+struct PackBuffers;
 float* thread_buffer(int which, int64_t n) {
-  thread_local PackBuffers b;
-  if (b.cap[which] < n) {
-    std::free(b.buf[which]);
-    b.buf[which] = static_cast<float*>(host_alloc((size_t)n * 4));  // the 2 MiB B panel on huge pages
-    b.cap[which] = b.buf[which] ? n : 0;
-    if (!b.buf[which]) throw Error("sgemm: out of memory for packing buffers");
-  }
-  return b.buf[which];
+  float* p = thread_scratch<PackBuffers, 3>(which, (size_t)n);
+  if (!p) throw Error("sgemm: out of memory for packing buffers");
+  return p;
 }
 
 // An exception must not leave an OpenMP region (it would end the program):
