@@ -25,11 +25,9 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "base/error.h"
-#include "base/host_alloc.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/conv2d_winograd.h"
