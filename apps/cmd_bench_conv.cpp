@@ -114,8 +114,8 @@ Conv2dDims dims_of(const Key& k) {
 // Float buffers from the engine's allocator (2 MiB pages where large, as the
 // step's tensors), uniform in [-1, 1).
 struct Buffer {
-  std::unique_ptr<float, decltype(&std::free)> p{nullptr, &std::free};
-  Buffer(int64_t n, std::mt19937_64& rng) : p((float*)host_alloc((size_t)n * sizeof(float)), &std::free) {
+  std::unique_ptr<float, decltype(&host_free)> p{nullptr, &host_free};
+  Buffer(int64_t n, std::mt19937_64& rng) : p((float*)host_alloc((size_t)n * sizeof(float)), &host_free) {
     if (!p) throw Error("bench conv: out of memory for a " + std::to_string(n) + "-float buffer");
     std::uniform_real_distribution<float> u(-1.f, 1.f);
     for (int64_t i = 0; i < n; ++i) p.get()[i] = u(rng);

@@ -18,12 +18,12 @@ float* thread_scratch(int which, size_t n) {
     float* p[Slots] = {};
     size_t cap[Slots] = {};
     ~Set() {
-      for (float* q : p) std::free(q);
+      for (float* q : p) host_free(q);
     }
   };
   thread_local Set s;
   if (s.cap[which] < n) {
-    std::free(s.p[which]);  // the old one first: keeps peak memory low
+    host_free(s.p[which]);  // the old one first: keeps peak memory low
     s.p[which] = static_cast<float*>(host_alloc(n * sizeof(float)));
     s.cap[which] = s.p[which] ? n : 0;
   }

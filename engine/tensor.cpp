@@ -61,7 +61,7 @@ std::string shape_str(const Shape& s) {
 // faulting in fresh ones (~0.5 s per 150 MB activation on this kind of VM).
 static void* raw_host_alloc(size_t n) { return host_alloc(n); }  // base/host_alloc.h: THP from 2 MiB
 static CachingAllocator& host_cache() {
-  static CachingAllocator* c = new CachingAllocator(raw_host_alloc, std::free);  // never destroyed
+  static CachingAllocator* c = new CachingAllocator(raw_host_alloc, host_free);  // never destroyed
   return *c;
 }
 
