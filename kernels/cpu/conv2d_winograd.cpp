@@ -44,7 +44,7 @@ using namespace winograd_detail;
 // vector: w is first rearranged tap-major (wt[pq, oc]) so that a vector holds
 // one tap of eight consecutive filters.
 template <int M>
-void transform_weights(const float* w, int64_t OC, float* U) {
+void transform_weights(const float* w, int64_t OC, float* U, int64_t xu) {
   using Fm = winograd::F<M>;
   constexpr int A = Fm::alpha;
   float* wt = buffer(0, 9 * OC);
@@ -63,7 +63,7 @@ void transform_weights(const float* w, int64_t OC, float* U) {
     for (int a = 0; a < A; ++a) {  // U = t Gᵀ: along each row
       for (int q = 0; q < 3; ++q) row[q] = t[a][q];
       Fm::g(row, u);
-      for (int b = 0; b < A; ++b) store<V>(U + (a * A + b) * OC + k, u[b]);
+      for (int b = 0; b < A; ++b) store<V>(U + (a * A + b) * xu + k, u[b]);
     }
   };
   const int64_t vec = OC / kW * kW;
@@ -93,11 +93,11 @@ inline void interleave(const V8* out, float* line) {
   }
 }
 
-// y's tiles from M[ξ, o, t]: Aᵀ M A, stored where inside y (the last tiles of
+// y's tiles from M[ξ, o, t] (ξ xm floats apart): Aᵀ M A, stored where inside y (the last tiles of
 // a row or column are cut), plus the bias, or added onto y (accumulate).
 template <int M>
 void transform_outputs(const float* Mb, const float* bias, float* y, const Conv2dDims& d, int64_t g0, int64_t g1,
-                       int64_t TH, int64_t TW, int64_t o0, int64_t o1, bool accumulate) {
+                       int64_t TH, int64_t TW, int64_t o0, int64_t o1, bool accumulate, int64_t xm) {
   using Fm = winograd::F<M>;
   constexpr int A = Fm::alpha;
   const int64_t T = (g1 - g0) * TW, O = d.O;
@@ -111,7 +111,7 @@ void transform_outputs(const float* Mb, const float* bias, float* y, const Conv2
         using V_ = decltype(tag);
         V_ mm[A][A], col[A], s[M][A], out[M];
         for (int a = 0; a < A; ++a)
-          for (int b = 0; b < A; ++b) mm[a][b] = load<V_>(mt + (a * A + b) * O * T + tj);
+          for (int b = 0; b < A; ++b) mm[a][b] = load<V_>(mt + (a * A + b) * xm + tj);
         for (int b = 0; b < A; ++b) {  // s = Aᵀ M: down each column
           for (int a = 0; a < A; ++a) col[a] = mm[a][b];
           Fm::at(col, out);
@@ -153,8 +153,9 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
   const int64_t C = d.C, O = d.O, TH = (d.OH + M - 1) / M, TW = (d.OW + M - 1) / M, G = d.N * TH;
   const int64_t J = TW + kW + 1;  // phase row length (transform_inputs)
   // U, shared by every block: [ξ][O][C] (in the calling thread's buffer 1).
-  float* U = buffer(1, A2 * O * C);
-  transform_weights<M>(w, O * C, U);
+  const int64_t xu = xi_stride(O * C);
+  float* U = buffer(1, A2 * xu);
+  transform_weights<M>(w, O * C, U, xu);
   // Blocks of whole tile rows: as many tiles as the budget allows, but at
   // least four blocks per thread where there are rows enough (load balance).
   const int threads = omp_get_max_threads();
@@ -169,29 +170,31 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
   const int64_t u_bytes = (int64_t)A2 * O * C * (int64_t)sizeof(float);
   const bool whole = blocks > 1 && per_tile * tiles <= kWholeBytes && u_bytes * blocks > 2 * per_tile * tiles;
   if (whole) {
-    float* V = buffer(0, A2 * C * tiles);
-    float* Mb = buffer(2, A2 * O * tiles);
+    const int64_t xs = xi_stride(C * tiles), xm = xi_stride(O * tiles);
+    float* V = buffer(0, A2 * xs);
+    float* Mb = buffer(2, A2 * xm);
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < C; ++c) transform_inputs<M>(x, d, 0, G, TH, TW, c, c + 1, V, buffer(3, A * M * J));
+    for (int64_t c = 0; c < C; ++c)
+      transform_inputs<M>(x, d, 0, G, TH, TW, c, c + 1, V, xs, buffer(3, A * M * J));
     for (int xi = 0; xi < A2; ++xi)
-      cpu::gemm(false, false, O, tiles, C, 1.f, U + xi * O * C, C, V + xi * C * tiles, tiles, 0.f,
-                Mb + xi * O * tiles, tiles);
+      cpu::gemm(false, false, O, tiles, C, 1.f, U + xi * xu, C, V + xi * xs, tiles, 0.f, Mb + xi * xm, tiles);
 #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < O; ++o) transform_outputs<M>(Mb, b, y, d, 0, G, TH, TW, o, o + 1, accumulate);
+    for (int64_t o = 0; o < O; ++o) transform_outputs<M>(Mb, b, y, d, 0, G, TH, TW, o, o + 1, accumulate, xm);
     return;
   }
 #pragma omp parallel if (blocks > 1 && d.N * O * d.OH * d.OW * C >= (int64_t(1) << 18))
   {
-    float* V = buffer(0, A2 * C * Tmax);
-    float* Mb = buffer(2, A2 * O * Tmax);
+    float* V = buffer(0, A2 * xi_stride(C * Tmax));
+    float* Mb = buffer(2, A2 * xi_stride(O * Tmax));
     float* ph = buffer(3, A * M * J);  // phase rows: a few KiB
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t g0 = blk * rows, g1 = std::min(G, g0 + rows), T = (g1 - g0) * TW;
-      transform_inputs<M>(x, d, g0, g1, TH, TW, 0, C, V, ph);
+      const int64_t xs = xi_stride(C * T), xm = xi_stride(O * T);
+      transform_inputs<M>(x, d, g0, g1, TH, TW, 0, C, V, xs, ph);
       for (int xi = 0; xi < A2; ++xi)  // M_ξ = U_ξ · V_ξ
-        cpu::gemm(false, false, O, T, C, 1.f, U + xi * O * C, C, V + xi * C * T, T, 0.f, Mb + xi * O * T, T);
-      transform_outputs<M>(Mb, b, y, d, g0, g1, TH, TW, 0, O, accumulate);
+        cpu::gemm(false, false, O, T, C, 1.f, U + xi * xu, C, V + xi * xs, T, 0.f, Mb + xi * xm, T);
+      transform_outputs<M>(Mb, b, y, d, g0, g1, TH, TW, 0, O, accumulate, xm);
     }
   }
 }

@@ -47,13 +47,13 @@ inline void gt_of(const V* u, V* r) {
   }
 }
 
-// Z[ξ, o, t] = (A dY_{o,t} Aᵀ)_ξ for output channel o, every tile t (row by
+// Z[ξ, o, t] = (A dY_{o,t} Aᵀ)_ξ (ξ xz floats apart) for output channel o, every tile t (row by
 // row), eight tiles per vector: the m gy rows of a tile row are split by
 // column phase first (ph[i][s][j] = gy[ti·m + i, j·m + s], zero past the
 // edge), so element (i, j) of eight consecutive tiles is one contiguous load.
 template <int M>
 void transform_grads(const float* gy, const Conv2dDims& d, int64_t o, int64_t g0, int64_t g1, int64_t TH,
-                     int64_t TW, float* Z, float* ph) {
+                     int64_t TW, float* Z, int64_t xz, float* ph) {
   constexpr int A = winograd::F<M>::alpha;
   const int64_t J = TW + kW, T = (g1 - g0) * TW;
   for (int64_t g = g0; g < g1; ++g) {
@@ -78,7 +78,7 @@ void transform_grads(const float* gy, const Conv2dDims& d, int64_t o, int64_t g0
       }
       for (int a = 0; a < A; ++a) {  // Z = t Aᵀ: along each row
         a_of<M>(t[a], z);
-        for (int b = 0; b < A; ++b) store<V>(zg + (a * A + b) * d.O * T + tj, z[b]);
+        for (int b = 0; b < A; ++b) store<V>(zg + (a * A + b) * xz + tj, z[b]);
       }
     };
     int64_t tj = 0;
@@ -97,24 +97,26 @@ void weight_grad(const float* x, const float* gy, float* gw, const Conv2dDims& d
   // dU accumulates over the chunks in order.
   const int64_t per_row = (int64_t)A2 * (C + O) * TW * (int64_t)sizeof(float);
   const int64_t rows = std::max<int64_t>(1, std::min(G, budget / per_row)), Tmax = rows * TW;
-  float* V = buffer(0, A2 * C * Tmax);
-  float* Z = buffer(2, A2 * O * Tmax);
-  float* dU = buffer(1, A2 * O * C);
+  const int64_t xu = xi_stride(O * C);
+  float* V = buffer(0, A2 * xi_stride(C * Tmax));
+  float* Z = buffer(2, A2 * xi_stride(O * Tmax));
+  float* dU = buffer(1, A2 * xu);
   for (int64_t g0 = 0; g0 < G; g0 += rows) {
-    const int64_t g1 = std::min(G, g0 + rows), T = (g1 - g0) * TW;
+    const int64_t g1 = std::min(G, g0 + rows), T = (g1 - g0) * TW, xs = xi_stride(C * T), xz = xi_stride(O * T);
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < C; ++c) transform_inputs<M>(x, d, g0, g1, TH, TW, c, c + 1, V, buffer(3, A * M * J));
+    for (int64_t c = 0; c < C; ++c)
+      transform_inputs<M>(x, d, g0, g1, TH, TW, c, c + 1, V, xs, buffer(3, A * M * J));
 #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < O; ++o) transform_grads<M>(gy, d, o, g0, g1, TH, TW, Z, buffer(3, M * M * (TW + kW)));
+    for (int64_t o = 0; o < O; ++o)
+      transform_grads<M>(gy, d, o, g0, g1, TH, TW, Z, xz, buffer(3, M * M * (TW + kW)));
     for (int xi = 0; xi < A2; ++xi)  // dU_ξ (+)= Z_ξ · V_ξᵀ   [O×T]·[T×C]
-      cpu::gemm(false, true, O, C, T, 1.f, Z + xi * O * T, T, V + xi * C * T, T, g0 == 0 ? 0.f : 1.f,
-                dU + xi * O * C, C);
+      cpu::gemm(false, true, O, C, T, 1.f, Z + xi * xz, T, V + xi * xs, T, g0 == 0 ? 0.f : 1.f, dU + xi * xu, C);
   }
   // gw[o, c] += Gᵀ dU G: down each column of the α×α dU, then along each row.
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < O * C; ++k) {
     float u[A][A], col[A], r[3], t[3][A];
-    for (int xi = 0; xi < A2; ++xi) u[xi / A][xi % A] = dU[xi * O * C + k];
+    for (int xi = 0; xi < A2; ++xi) u[xi / A][xi % A] = dU[xi * xu + k];
     for (int b = 0; b < A; ++b) {
       for (int a = 0; a < A; ++a) col[a] = u[a][b];
       gt_of<M>(col, r);
